@@ -1,0 +1,1 @@
+"""Herald: Telegram notification delivery with exactly-once semantics."""

@@ -1,0 +1,45 @@
+"""The `herald` command. Each subcommand lives in the module that owns it and parses its own flags.
+
+herald api | worker | migrate | token | emulator | dev  [--help]
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# name -> ("module:function", summary); the function takes the rest of argv, returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "api": ("herald.api.server:main", "run the HTTP gateway (uvicorn)"),
+    "worker": ("workers.runner:main", "run TaskIQ delivery workers and the sweeper"),
+    "migrate": ("herald.db.migrate:main", "create the database if missing, upgrade to head"),
+    "token": ("herald.api.auth:token_main", "mint a JWT for a producer or an operator"),
+    "emulator": ("herald.emulator.server:main", "run the Telegram Bot API emulator"),
+    "dev": ("herald.devmode:main", "run everything in one command with embedded defaults"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: herald COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines.append("\n`herald COMMAND --help` describes a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"herald: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name = COMMANDS[name][0].split(":")
+    func: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), func_name)
+    return func(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Settings, read from `HERALD_*` environment variables and a `.env` file beside.
+
+Outside dev mode there is no default secret: `Settings.check_secrets()` refuses to start
+without `HERALD_JWT_SECRET` or `HERALD_JWT_PUBLIC_KEY`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TELEGRAM_API_URL = "https://api.telegram.org"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run a production process."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", env_file=".env", extra="ignore")
+
+    # Infrastructure.
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Name of the Redis stream (and its consumer group) that carries task ids.
+    queue_name: str = "herald:tasks"
+    db_pool_size: int = Field(20, ge=1)
+
+    # Telegram.
+    bot_token: str = ""
+    telegram_api_url: str = TELEGRAM_API_URL
+    telegram_timeout: float = Field(10.0, gt=0)
+
+    # Auth.
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_private_key: str = ""  # only for `herald token` with an asymmetric algorithm
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_audience: str = "herald"
+    jwt_issuer: str = "herald"
+
+    # Telegram's limits, shared by all workers through Redis.
+    rate_global_per_second: float = Field(30.0, ge=0)
+    rate_chat_per_second: float = Field(1.0, ge=0)
+    rate_group_per_minute: float = Field(20.0, ge=0)
+
+    # Delivery policy.
+    max_attempts: int = Field(5, ge=1)
+    lease_seconds: float = Field(30.0, gt=0)
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(300.0, gt=0)
+    sweep_interval_seconds: float = Field(1.0, gt=0)
+    # A due pending task untouched this long is re-enqueued by the sweeper.
+    requeue_after_seconds: float = Field(5.0, gt=0)
+
+    # Intake limits.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_batch_items: int = Field(1000, ge=1)
+
+    dev_mode: bool = False
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _algorithm_matches_key(self) -> Settings:
+        if self.jwt_public_key and self.jwt_algorithm == "HS256":
+            raise ValueError("HERALD_JWT_PUBLIC_KEY needs HERALD_JWT_ALGORITHM RS256 or ES256")
+        return self
+
+    def check_secrets(self) -> None:
+        """Refuse to run a server without a real signing key (dev mode excepted)."""
+        if self.dev_mode:
+            return
+        if self.jwt_algorithm == "HS256" and len(self.jwt_secret) < 32:
+            raise ConfigError("HERALD_JWT_SECRET must be set to at least 32 characters")
+        if self.jwt_algorithm != "HS256" and not self.jwt_public_key:
+            raise ConfigError(f"HERALD_JWT_PUBLIC_KEY must be set for {self.jwt_algorithm}")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

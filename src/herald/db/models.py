@@ -1,0 +1,115 @@
+"""The two tables: tasks (one row per accepted notification) and task_events (its audit trail).
+
+A task is due when `status = 'pending' AND next_attempt_at <= now()`; `next_attempt_at`
+starts at `send_at` (or the creation time) and moves forward on every retry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from herald.db.base import Base
+from herald.states import DeliveryMode, TaskStatus
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in TaskStatus)
+_MODES = ", ".join(f"'{m.value}'" for m in DeliveryMode)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    client: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    # sha256 of the canonical JSON of the request body: same key + other hash -> 422.
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    chat_id: Mapped[str] = mapped_column(Text)
+    # Everything sendMessage needs besides chat_id: text, parse_mode, buttons, flags.
+    content: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Free JSON kept for the producer, never interpreted.
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    delivery: Mapped[str] = mapped_column(Text, server_default=text("'exactly_once'"))
+    send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    attempt: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # Last time the id was handed to the queue; the sweeper re-enqueues stale due tasks.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when Telegram said the group became a supergroup: later sends go there.
+    migrated_chat_id: Mapped[str | None] = mapped_column(Text)
+    last_error_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("client", "idempotency_key", name="uq_tasks_client_idempotency_key"),
+        CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+        CheckConstraint(f"delivery IN ({_MODES})", name="delivery"),
+        # The worker's and sweeper's hot query: due pending tasks, higher priority first.
+        Index(
+            "ix_tasks_due",
+            text("priority DESC"),
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_tasks_lease", "lease_expires_at", postgresql_where=text("status = 'sending'")),
+        # Listing: newest first, cursor on id; per client, status and chat.
+        Index("ix_tasks_client_id", "client", "id"),
+        Index("ix_tasks_status_id", "status", "id"),
+        Index("ix_tasks_chat_id_id", "chat_id", "id"),
+        Index("ix_tasks_created_at", "created_at"),
+    )
+
+
+class TaskEvent(Base):
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # "client:NAME", "operator:NAME", "worker:ID" or "sweeper".
+    actor: Mapped[str] = mapped_column(Text)
+    from_status: Mapped[str | None] = mapped_column(Text)
+    to_status: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # Telegram's error_code, when the transition came from one.
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+tasks_table = Task.__table__
+task_events_table = TaskEvent.__table__

@@ -1,0 +1,1 @@
+"""TaskIQ broker and task definitions for Herald workers."""
