@@ -1,0 +1,110 @@
+"""Prometheus metrics.
+
+Two kinds, by where the truth lives:
+- Events counted by the process that sees them (tasks created or replayed at intake,
+  Telegram errors, delivery latency, rate-limit deferrals). The gateway is one process;
+  the worker runs several, so `herald worker` sets PROMETHEUS_MULTIPROC_DIR before it starts
+  them and serves their merged values itself (`serve_worker_metrics`).
+- State read from PostgreSQL at scrape time (tasks by status, due backlog): exact whatever
+  the number of processes, and it survives restarts. The gateway's /metrics sets these
+  gauges from one query just before it renders.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from herald.states import TaskStatus
+
+__all__ = ["CONTENT_TYPE_LATEST", "render_gateway_metrics"]
+
+# Intake (gateway).
+TASKS_CREATED = Counter("herald_tasks_created_total", "Tasks accepted at intake.")
+TASKS_REPLAYED = Counter(
+    "herald_tasks_replayed_total", "Intake requests answered from an existing task."
+)
+INTAKE_REFUSED = Counter(
+    "herald_intake_refused_total", "Intake requests refused before storing.", ["reason"]
+)
+
+# Delivery (worker).
+TASKS_FINISHED = Counter(
+    "herald_deliveries_total", "Delivery attempts by outcome recorded.", ["outcome"]
+)
+DELIVERY_LATENCY = Histogram(
+    "herald_delivery_latency_seconds",
+    "From task creation (or send_at) to Telegram's answer for delivered tasks.",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+TELEGRAM_ERRORS = Counter(
+    "herald_telegram_errors_total", "Telegram error answers and transport failures.", ["code"]
+)
+RATE_LIMIT_DEFERRALS = Counter(
+    "herald_rate_limit_deferrals_total", "Sends deferred for a rate limit.", ["scope"]
+)
+
+# State from PostgreSQL (gateway, set at scrape time).
+TASKS_BY_STATUS = Gauge("herald_tasks", "Tasks in the database by status.", ["status"])
+TASKS_DUE = Gauge("herald_tasks_due", "Pending tasks whose time has come (the backlog).")
+
+_STATE_SQL = text(
+    "SELECT status, count(*) AS n,"
+    " count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS due"
+    " FROM tasks GROUP BY status"
+)
+
+
+async def refresh_state_gauges(engine: AsyncEngine) -> None:
+    """One query: counts per status and the due backlog."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(_STATE_SQL)).all()
+    counts = {row.status: row.n for row in rows}
+    for status in TaskStatus:
+        TASKS_BY_STATUS.labels(status=status.value).set(counts.get(status.value, 0))
+    TASKS_DUE.set(sum(row.due for row in rows))
+
+
+async def render_gateway_metrics(engine: AsyncEngine) -> bytes:
+    await refresh_state_gauges(engine)
+    return generate_latest()
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess_dir() -> Path:
+    """Give worker processes a fresh shared directory for their metric files.
+
+    Must run before the worker processes import prometheus_client: they read the
+    variable at import time.
+    """
+    existing = os.environ.get(MULTIPROC_ENV)
+    path = Path(existing) if existing else Path(tempfile.mkdtemp(prefix="herald-metrics-"))
+    if existing:
+        shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path
+
+
+def serve_worker_metrics(host: str, port: int) -> None:
+    """Serve the merged metrics of every worker process on host:port (a daemon thread)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)
