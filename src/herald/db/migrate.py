@@ -10,6 +10,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from alembic import command
+from herald.db.pool import asyncpg_dsn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,19 +23,12 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def _asyncpg_dsn(database_url: str, database: str | None = None) -> str:
-    url = make_url(database_url).set(drivername="postgresql")
-    if database is not None:
-        url = url.set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
 async def create_database_if_missing(database_url: str) -> bool:
     """Create the URL's database through the `postgres` maintenance database; True if created."""
     name = make_url(database_url).database
     if not name:
         raise ValueError("the database URL names no database")
-    conn = await asyncpg.connect(_asyncpg_dsn(database_url, "postgres"))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url, "postgres"))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
@@ -51,7 +45,7 @@ async def create_database_if_missing(database_url: str) -> bool:
 
 async def drop_database(database_url: str) -> None:
     name = make_url(database_url).database
-    conn = await asyncpg.connect(_asyncpg_dsn(database_url, "postgres"))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url, "postgres"))
     try:
         quoted = '"' + str(name).replace('"', '""') + '"'
         await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
