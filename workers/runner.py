@@ -54,8 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port is not None:
         serve_worker_metrics(args.metrics_host, args.metrics_port)
 
+    # Import the tasks (and aiogram, whose models take seconds to build) once, here:
+    # the forked processes inherit them and start at once, also when one is restarted.
     from taskiq.cli.worker.args import WorkerArgs
     from taskiq.cli.worker.run import run_worker
+
+    import workers.tasks  # noqa: F401
 
     worker_args = WorkerArgs(
         broker="workers.broker:broker",
