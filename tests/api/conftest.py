@@ -67,7 +67,7 @@ class Api:
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, behind an in-process HTTP client."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://herald") as client:
             yield client
 

@@ -15,12 +15,12 @@ import argparse
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from jose import ExpiredSignatureError, JWTError, jwt
+from jose import JWTError, jwt
 
 from herald.api.errors import Forbidden, Unauthorized
 from herald.config import ConfigError, Settings
@@ -86,7 +86,8 @@ def mint_token(
 class TokenVerifier:
     """Checks bearer tokens against the settings; caches the ones that passed."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._key = settings.jwt_public_key or settings.jwt_secret
         self._algorithms = [settings.jwt_algorithm]
         self._audience = settings.jwt_audience
@@ -106,15 +107,21 @@ class TokenVerifier:
         cached = self._cache.get(token)
         if cached is not None:
             principal, nbf, exp = cached
-            if nbf <= time.time() < exp:
+            if nbf <= self._clock() < exp:
                 self._cache.move_to_end(token)
                 return principal
             del self._cache[token]  # expired: verify again for the precise error
         if len(token) > MAX_TOKEN_BYTES:
             raise Unauthorized("token too large", code="invalid_token")
         claims = self._decode(token)
+        nbf, exp = _time_claim(claims, "nbf", 0.0), _time_claim(claims, "exp", None)
+        now = self._clock()
+        if now >= exp:
+            raise Unauthorized("token expired", code="token_expired")
+        if now < nbf:
+            raise Unauthorized("invalid token: not yet valid (nbf)", code="invalid_token")
         principal = _principal(claims)
-        self._cache[token] = (principal, float(claims.get("nbf", 0)), float(claims["exp"]))
+        self._cache[token] = (principal, nbf, exp)
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return principal
@@ -127,16 +134,27 @@ class TokenVerifier:
                 algorithms=self._algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require_exp": True, "require_aud": True, "require_iss": True},
+                # Times are checked by `verify` against the verifier's clock, the same
+                # clock that expires cache entries.
+                options={
+                    "require_exp": True,
+                    "require_aud": True,
+                    "require_iss": True,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                },
             )
-        except ExpiredSignatureError:
-            raise Unauthorized("token expired", code="token_expired") from None
         except (JWTError, ValueError, TypeError) as exc:
             # ValueError/TypeError: jose trips on some malformed headers and claims.
             raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from None
-        if not isinstance(claims.get("exp"), int | float) or isinstance(claims["exp"], bool):
-            raise Unauthorized("invalid token: exp must be a number", code="invalid_token")
         return claims
+
+
+def _time_claim(claims: dict[str, Any], name: str, default: float | None) -> float:
+    value = claims.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthorized(f"invalid token: {name} must be a number", code="invalid_token")
+    return float(value)
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from herald.api.schemas import BatchIn, ErrorEnvelope, TaskIn, TaskPatch
+from herald.api.schemas import BatchRequest, ErrorEnvelope, TaskIn, TaskPatch
 
 ERROR_DESCRIPTIONS = {
     400: "malformed JSON or cursor",
@@ -30,7 +30,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in ERROR_DESCRIPTIONS.items()
 }
 
-_BODY_MODELS: tuple[type[BaseModel], ...] = (TaskIn, BatchIn, TaskPatch)
+_BODY_MODELS: tuple[type[BaseModel], ...] = (TaskIn, BatchRequest, TaskPatch)
 _PUBLIC_PATHS = {"/health", "/ready", "/metrics"}
 
 

@@ -193,7 +193,14 @@ class BatchIn(BaseModel):
     """Items are validated one by one, so one bad item does not refuse the others."""
 
     model_config = ConfigDict(extra="forbid")
-    items: list[dict[str, Any]] = Field(min_length=1)
+    items: list[Any] = Field(min_length=1)
+
+
+class BatchRequest(BaseModel):
+    """The batch body as documented (parsed as `BatchIn`, then item by item)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[BatchItem] = Field(min_length=1)
 
 
 class BatchItemResult(BaseModel):

@@ -107,7 +107,7 @@ async def create_task(request: Request) -> Response:
     summary="Create up to max_batch_items tasks, each with its own idempotency_key",
     response_model=BatchOut,
     responses=ERRORS,
-    openapi_extra=body_of("BatchIn"),
+    openapi_extra=body_of("BatchRequest"),
 )
 async def create_tasks(request: Request) -> Response:
     gw = gateway(request)
