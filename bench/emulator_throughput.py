@@ -44,14 +44,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _start_emulator() -> tuple[subprocess.Popen[str], str]:
+def _start_emulator() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "herald.cli", "emulator", "--port", "0", "--no-limits"],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
-    line = await asyncio.to_thread(process.stdout.readline)
+    line = process.stdout.readline()
     match = re.search(r"listening on (http://\S+)", line)
     if match is None:
         process.kill()
@@ -118,34 +118,37 @@ async def _run_aiogram(base_url: str, seconds: float, connections: int) -> tuple
     return sent, elapsed
 
 
-async def main() -> None:
+async def _measure(process: subprocess.Popen[str], base_url: str, args: argparse.Namespace) -> None:
+    async with RemoteEmulator(base_url) as remote:
+        if shutil.which("wrk"):
+            cpu0 = _cpu_seconds(process.pid)
+            answered, duration, latency = await asyncio.to_thread(
+                _run_wrk, base_url, args.seconds, args.connections
+            )
+            cpu = _cpu_seconds(process.pid) - cpu0
+            recorded = (await remote.stats())["messages"]
+            _report("wrk", answered, duration, recorded, cpu)
+            print(f"         latency {latency} ({args.connections} connections)")
+        else:
+            print("wrk not found (apt-get install -y wrk): skipping the wrk run")
+        await remote.reset()
+        cpu0 = _cpu_seconds(process.pid)
+        sent, elapsed = await _run_aiogram(base_url, args.seconds, args.connections)
+        cpu = _cpu_seconds(process.pid) - cpu0
+        recorded = (await remote.stats())["messages"]
+        _report("aiogram", sent, elapsed, recorded, cpu)
+        if recorded != sent:
+            raise SystemExit(f"the emulator recorded {recorded} messages for {sent} sent")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-
-    process, base_url = await _start_emulator()
+    process, base_url = _start_emulator()
     try:
-        async with RemoteEmulator(base_url) as remote:
-            if shutil.which("wrk"):
-                cpu0 = _cpu_seconds(process.pid)
-                answered, duration, latency = await asyncio.to_thread(
-                    _run_wrk, base_url, args.seconds, args.connections
-                )
-                cpu = _cpu_seconds(process.pid) - cpu0
-                recorded = (await remote.stats())["messages"]
-                _report("wrk", answered, duration, recorded, cpu)
-                print(f"         latency {latency} ({args.connections} connections)")
-            else:
-                print("wrk not found (apt-get install -y wrk): skipping the wrk run")
-            await remote.reset()
-            cpu0 = _cpu_seconds(process.pid)
-            sent, elapsed = await _run_aiogram(base_url, args.seconds, args.connections)
-            cpu = _cpu_seconds(process.pid) - cpu0
-            recorded = (await remote.stats())["messages"]
-            _report("aiogram", sent, elapsed, recorded, cpu)
-            if recorded != sent:
-                raise SystemExit(f"the emulator recorded {recorded} messages for {sent} sent")
+        asyncio.run(_measure(process, base_url, args))
     finally:
         process.terminate()
         process.wait(10)
@@ -153,4 +156,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
