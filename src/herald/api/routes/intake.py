@@ -36,11 +36,12 @@ def _authorize(gw: Gateway, request: Request) -> Principal:
 
 
 def _new_task(task: TaskIn, key: str, default_attempts: int) -> NewTask:
+    content = task.content()
     return NewTask(
         idempotency_key=key,
-        request_hash=task.request_hash(),
+        request_hash=task.request_hash(content),
         chat_id=str(task.chat_id),
-        content_json=orjson.dumps(task.content()).decode(),
+        content_json=orjson.dumps(content).decode(),
         metadata_json=None if task.metadata is None else orjson.dumps(task.metadata).decode(),
         priority=task.priority,
         delivery=task.delivery.value,
