@@ -57,6 +57,12 @@ def wait_up(url: str, timeout: float = 30) -> None:
             time.sleep(0.2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (robust to other load on the machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
     url: str, script: str, connections: int, duration: float, env: dict[str, str]
 ) -> dict[str, float]:
@@ -83,12 +89,15 @@ def wrk(
         return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    assert total, out
     non2xx = re.search(r"non2xx=(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     assert rps, out
     assert non2xx, out
     return {
         "rps": float(rps.group(1)),
+        "requests": float(total.group(1)),
         "p50": latency_ms("50"),
         "p99": latency_ms("99"),
         "non2xx": float(non2xx.group(1)),
@@ -158,6 +167,7 @@ def main() -> int:
             },
         ),
     ]
+    pids = {"baseline": procs[0].pid, "herald": procs[1].pid}
     targets = {
         "baseline": f"http://127.0.0.1:{base_port}",
         "herald": f"http://127.0.0.1:{herald_port}",
@@ -183,6 +193,7 @@ def main() -> int:
             for name in order:
                 psql(db_url, "TRUNCATE task_events, tasks")
                 subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
+                cpu0 = cpu_seconds(pids[name])
                 res = wrk(
                     targets[name],
                     "intake_post.lua",
@@ -190,10 +201,12 @@ def main() -> int:
                     args.duration,
                     {"HERALD_TOKEN": token, "BENCH_RUN": f"r{r}-{name}"},
                 )
+                res["cpu_us"] = (cpu_seconds(pids[name]) - cpu0) / res["requests"] * 1e6
                 results[name].append(res)
                 print(
                     f"round {r} {name:8} {res['rps']:8.0f} req/s  p50 {res['p50']:6.2f} ms"
-                    f"  p99 {res['p99']:6.2f} ms  non2xx {res['non2xx']:.0f}",
+                    f"  p99 {res['p99']:6.2f} ms  server CPU {res['cpu_us']:5.0f} us/req"
+                    f"  non2xx {res['non2xx']:.0f}",
                     flush=True,
                 )
         ratios = [
@@ -205,11 +218,13 @@ def main() -> int:
                 f"{name:8} median {statistics.median(r['rps'] for r in runs):8.0f} req/s"
                 f"  p50 {statistics.median(r['p50'] for r in runs):.2f} ms"
                 f"  p99 {statistics.median(r['p99'] for r in runs):.2f} ms"
+                f"  server CPU {statistics.median(r['cpu_us'] for r in runs):.0f} us/req"
             )
         print(f"median ratio herald/baseline: {statistics.median(ratios):.2f}")
         if not args.skip_batch:
             psql(db_url, "TRUNCATE task_events, tasks")
             subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
+            cpu0 = cpu_seconds(pids["herald"])
             res = wrk(
                 targets["herald"],
                 "intake_batch.lua",
@@ -217,9 +232,11 @@ def main() -> int:
                 args.batch_duration,
                 {"HERALD_TOKEN": token, "BENCH_RUN": "batch", "BATCH_SIZE": "500"},
             )
+            tasks = res["requests"] * 500
             print(
                 f"batch: {res['rps'] * 500:8.0f} tasks/s ({res['rps']:.1f} req/s of 500)"
                 f"  p50 {res['p50']:.1f} ms  p99 {res['p99']:.1f} ms  non2xx {res['non2xx']:.0f}"
+                f"  server CPU {(cpu_seconds(pids['herald']) - cpu0) / tasks * 1e6:.0f} us/task"
             )
         print(
             "uptime after:",
