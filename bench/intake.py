@@ -209,11 +209,18 @@ def main() -> int:
                     f"  non2xx {res['non2xx']:.0f}",
                     flush=True,
                 )
-        ratios = [
-            h["rps"] / b["rps"] for h, b in zip(results["herald"], results["baseline"], strict=True)
-        ]
+        ratios = (
+            [1.0]
+            if args.rounds == 0
+            else [
+                h["rps"] / b["rps"]
+                for h, b in zip(results["herald"], results["baseline"], strict=True)
+            ]
+        )
         print("per-round ratios:", " ".join(f"{x:.2f}" for x in ratios))
         for name, runs in results.items():
+            if not runs:
+                continue
             print(
                 f"{name:8} median {statistics.median(r['rps'] for r in runs):8.0f} req/s"
                 f"  p50 {statistics.median(r['p50'] for r in runs):.2f} ms"

@@ -85,6 +85,7 @@ async def create_task(request: Request) -> Response:
     except ApiError as exc:
         INTAKE_REFUSED.labels(reason=exc.code).inc()
         raise
+    await gw.guard.admit(principal.client)
     cid = correlation_id(request)
     new = _new_task(task, key, gw.settings.max_attempts)
     stored = await insert_task(gw.pool, principal.client, new, cid, f"client:{principal.client}")
@@ -126,6 +127,7 @@ async def create_tasks(request: Request) -> Response:
     except ApiError as exc:
         INTAKE_REFUSED.labels(reason=exc.code).inc()
         raise
+    await gw.guard.admit(principal.client, cost=len(batch.items))
     cid = correlation_id(request)
     results: list[dict[str, Any]] = []
     first: dict[str, NewTask] = {}  # one insert per key; later duplicates compare to it
