@@ -105,7 +105,14 @@ async def test_real_broker_gets_one_taskiq_message_per_task(database_url: str) -
                     for i in range(5)
                 )
             )
-        raw = await redis.lrange(settings.queue_name, 0, -1)
+            broker = app.state.gateway.enqueuer._queue.broker
+            raw = await redis.lrange(settings.queue_name, 0, -1)
+            # What the worker will see: its own formatter reads our messages back.
+            parsed = [broker.formatter.loads(m) for m in raw]
+            ids = sorted(r.json()["id"] for r in responses)
+            assert sorted(m.args[0] for m in parsed) == ids
+            assert all(m.task_name == DELIVER_TASK_NAME and m.kwargs == {} for m in parsed)
+            assert len({m.task_id for m in parsed}) == 5
         messages = [orjson.loads(m) for m in raw]
         assert sorted(m["args"][0] for m in messages) == sorted(r.json()["id"] for r in responses)
         assert {m["task_name"] for m in messages} == {DELIVER_TASK_NAME}

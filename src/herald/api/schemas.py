@@ -116,9 +116,14 @@ class TaskIn(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        if value is None:
+            return None
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if len(canonical) > MAX_METADATA_BYTES:
             raise ValueError(f"larger than {MAX_METADATA_BYTES} bytes as JSON")
-        return value
+        # Sorted keys: the request hash must not depend on the order the producer used.
+        sorted_value: dict[str, Any] = orjson.loads(canonical)
+        return sorted_value
 
     @field_validator("buttons")
     @classmethod
@@ -151,17 +156,44 @@ class TaskIn(BaseModel):
         return self
 
     def content(self) -> dict[str, Any]:
-        """The message as stored in `tasks.content`: what the sender needs besides chat_id."""
-        data = self.model_dump(include=_CONTENT_FIELDS, exclude_none=True, mode="json")
-        return {k: v for k, v in data.items() if v is not False}
+        """The message as stored in `tasks.content`: what the sender needs besides chat_id.
 
-    def request_hash(self) -> bytes:
-        """sha256 of the canonical body: equal for requests that mean the same task."""
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        Built by hand: this runs per task on the hot path, and is several times faster
+        than a `model_dump`.
+        """
+        content: dict[str, Any] = {}
+        for name in _CONTENT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                content[name] = value
+        if self.buttons is not None:
+            content["buttons"] = [[b.model_dump() for b in row] for row in self.buttons]
+        return content
+
+    def request_hash(self, content: dict[str, Any] | None = None) -> bytes:
+        """sha256 of the normalized request: requests that mean the same task hash the same.
+
+        Over the content (keys sorted), chat id and delivery fields, with metadata keys
+        sorted at validation. An idempotency key is not part of it: the same task alone or
+        in a batch is the same request. Pass `content` when it was built already.
+        """
+        canonical = orjson.dumps(
+            [
+                self.content() if content is None else content,
+                self.chat_id,
+                self.send_at,
+                self.expires_at,
+                self.priority,
+                self.max_attempts,
+                self.delivery.value,
+                self.metadata,
+            ],
+            option=orjson.OPT_SORT_KEYS,
+        )
         return hashlib.sha256(canonical).digest()
 
 
-_CONTENT_FIELDS = {
+_CONTENT_FIELDS = (
     "text",
     "photo",
     "document",
@@ -170,23 +202,14 @@ _CONTENT_FIELDS = {
     "disable_notification",
     "protect_content",
     "disable_link_preview",
-    "buttons",
     "message_thread_id",
-}
+)  # and "buttons", dumped apart
 
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]
 
 
 class BatchItem(TaskIn):
     idempotency_key: IdempotencyKey
-
-    def request_hash(self) -> bytes:
-        # The key is not part of the body a single POST would hash: the same task posted
-        # alone or in a batch under one key is the same request.
-        canonical = orjson.dumps(
-            self.model_dump(mode="json", exclude={"idempotency_key"}), option=orjson.OPT_SORT_KEYS
-        )
-        return hashlib.sha256(canonical).digest()
 
 
 class BatchIn(BaseModel):
