@@ -25,13 +25,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new session; its stdout and stderr are ours."""
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str] | None = None, stdout: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session; its stderr (and by default stdout) are ours."""
     preexec: Callable[[], None] | None = _die_with_parent if sys.platform == "linux" else None
     return subprocess.Popen(
         list(argv),
         env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL,
+        stdout=stdout,
         start_new_session=True,
         preexec_fn=preexec,  # safe: dev mode starts no threads
     )

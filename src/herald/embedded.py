@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from herald.devprocess import spawn, stop_process
 
@@ -52,7 +52,10 @@ class EmbeddedPostgres:
 
             self._server = get_server(self.data_dir, cleanup_mode="stop")
         libpq_uri: str = self._server.get_uri()
-        url = make_url(libpq_uri).set(drivername="postgresql+asyncpg", database=database)
+        parsed = make_url(libpq_uri)  # postgresql://postgres:@/postgres?host=<socket dir>
+        url = URL.create(
+            "postgresql+asyncpg", username=parsed.username, database=database, query=parsed.query
+        )
         return url.render_as_string(hide_password=False)
 
     def stop(self) -> None:
@@ -80,10 +83,11 @@ class EmbeddedRedis:
             "--port", str(port),
             "--dir", str(self.data_dir),
             "--dbfilename", "dump.rdb",
-            "--save", "60 1",
+            "--save", "60", "1",
             "--appendonly", "no",
             "--daemonize", "no",
             "--loglevel", "warning",
+            "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         self._proc = spawn(argv)
         url = f"redis://{self.host}:{port}/0"
