@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # --- gateway ---
+    # Ids of concurrent requests pushed to Redis together: one LPUSH per window.
+    enqueue_window_seconds: float = Field(0.001, ge=0, le=0.1)
+    # A push slower than this counts as failed (the sweeper takes over), so intake never
+    # hangs on an unreachable Redis.
+    enqueue_timeout_seconds: float = Field(2.0, gt=0)
+
     @model_validator(mode="after")
     def _algorithm_matches_key(self) -> Settings:
         if self.jwt_public_key and self.jwt_algorithm == "HS256":
