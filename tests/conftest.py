@@ -19,6 +19,8 @@ from herald.config import Settings
 from herald.db import migrate
 from herald.db.session import create_engine, create_sessionmaker
 
+pytest_plugins = ["herald.emulator.pytest_plugin"]
+
 PG_SERVER = os.environ.get("HERALD_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_JWT_SECRET = "test-secret-" + "x" * 32

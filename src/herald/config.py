@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     # hangs on an unreachable Redis.
     enqueue_timeout_seconds: float = Field(2.0, gt=0)
 
+    # --- delivery ---
+    # A reserved send slot may lie this far ahead: the task waits for it in its worker slot.
+    # Beyond it (a busy chat or group) the task is deferred and comes back when its scope frees.
+    rate_max_wait_seconds: float = Field(10.0, ge=0)
+    rate_chat_max_wait_seconds: float = Field(1.5, ge=0)
+    # The sweeper skips re-enqueueing while the queue already holds this many messages.
+    sweep_max_queue_length: int = Field(10_000, ge=1)
+    sweep_batch_size: int = Field(1000, ge=1)
+    # Messages popped from Redis per round trip by a worker process.
+    worker_fetch_batch: int = Field(32, ge=1)
+
     @model_validator(mode="after")
     def _algorithm_matches_key(self) -> Settings:
         if self.jwt_public_key and self.jwt_algorithm == "HS256":

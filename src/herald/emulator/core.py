@@ -1,0 +1,187 @@
+"""The emulator's state and its request dispatch, free of HTTP.
+
+`Emulator.call(token, method, params)` runs one Bot API request: token check, method
+lookup, the fault draw (send methods only), the method itself (Telegram's checks, then the
+rate limits, then acceptance) and the request log. Everything runs on one event loop, so a
+call is atomic; no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from herald.emulator.chats import ChatBook
+from herald.emulator.faults import Fault, FaultInjector
+from herald.emulator.limits import RateLimiter
+from herald.emulator.methods import METHODS, SENDS
+from herald.emulator.options import FaultConfig, LimitConfig
+from herald.emulator.replies import (
+    BAD_GATEWAY,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    ApiError,
+    Reply,
+    ok,
+    too_many_requests,
+)
+
+_TOKEN = re.compile(r"(\d+):\S+")
+
+
+class Emulator:
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] | None = None,
+        limits: LimitConfig | None = None,
+        faults: FaultConfig | None = None,
+    ) -> None:
+        self.tokens = frozenset(tokens) if tokens is not None else None
+        self._initial_limits = limits or LimitConfig()
+        self._initial_faults = faults or FaultConfig()
+        self._waiters: list[tuple[int, int | None, asyncio.Future[None]]] = []
+        self._bots: dict[str, dict[str, Any]] = {}
+        self.reset()
+
+    # --- control -----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget messages, requests, chat marks and limit state; options back to start."""
+        self.messages: list[dict[str, Any]] = []
+        self.by_chat: dict[int, list[dict[str, Any]]] = {}
+        self.received: list[dict[str, Any]] = []
+        self.chats = ChatBook()
+        self.files: dict[str, dict[str, Any]] = {}
+        self._next_message_id: dict[int, int] = {}
+        self.set_limits(self._initial_limits)
+        self.set_faults(self._initial_faults)
+
+    def set_limits(self, config: LimitConfig) -> None:
+        self.limiter = RateLimiter(config)
+
+    def set_faults(self, config: FaultConfig) -> None:
+        self.faults = FaultInjector(config)
+
+    def chat_messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        if chat_id is None:
+            return list(self.messages)
+        return list(self.by_chat.get(chat_id, ()))
+
+    async def wait_messages(
+        self,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the interface tests use
+        chat_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The messages (of a chat, or all) once there are at least `count` of them."""
+        if len(self._log(chat_id)) < count:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiter = (count, chat_id, future)
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                got = len(self._log(chat_id))
+                raise TimeoutError(f"{got} of {count} messages after {timeout} s") from None
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        return self.chat_messages(chat_id)
+
+    def _log(self, chat_id: int | None) -> list[dict[str, Any]]:
+        return self.messages if chat_id is None else self.by_chat.get(chat_id, [])
+
+    def _wake(self) -> None:
+        for count, chat_id, future in list(self._waiters):
+            if not future.done() and len(self._log(chat_id)) >= count:
+                future.set_result(None)
+
+    # --- the Bot API -------------------------------------------------------------------
+
+    def bot(self, token: str) -> dict[str, Any] | None:
+        """The bot a token belongs to (getMe's User), or None for a token Telegram refuses."""
+        bot = self._bots.get(token)
+        if bot is None:
+            match = _TOKEN.fullmatch(token)
+            if match is None or (self.tokens is not None and token not in self.tokens):
+                return None
+            bot_id = int(match.group(1))
+            bot = self._bots[token] = {
+                "id": bot_id,
+                "is_bot": True,
+                "first_name": "Herald Emulator",
+                "username": f"herald_emulator_{bot_id}_bot",
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
+        return bot
+
+    def call(self, token: str, method: str, params: dict[str, Any]) -> tuple[Reply, Fault | None]:
+        record: dict[str, Any] = {
+            "time": time.time(),
+            "token": token,
+            "method": method,
+            "params": params,
+        }
+        self.received.append(record)
+        reply, fault = self._dispatch(token, method, params)
+        record["status"] = reply.status
+        record["outcome"] = reply.outcome
+        return reply, fault
+
+    def _dispatch(
+        self, token: str, method: str, params: dict[str, Any]
+    ) -> tuple[Reply, Fault | None]:
+        if self.bot(token) is None:
+            return UNAUTHORIZED, None
+        name = method.lower()
+        handler = METHODS.get(name)
+        if handler is None:
+            return NOT_FOUND, None
+        fault = self.faults.draw() if name in SENDS else None
+        if fault is Fault.TOO_MANY_REQUESTS:
+            return too_many_requests(self.faults.config.retry_after, fault.value), fault
+        if fault is Fault.INTERNAL_ERROR:
+            return INTERNAL_ERROR, fault
+        if fault is Fault.BAD_GATEWAY:
+            return BAD_GATEWAY, fault
+        try:
+            reply = ok(handler(self, token, params))
+        except ApiError as exc:
+            reply = exc.reply()
+        if fault is not None:  # timeout or drop: processed, then the answer is lost
+            reply = Reply(reply.status, reply.body, fault.value)
+        return reply, fault
+
+    def check_rate(self, token: str, chat_id: int) -> None:
+        retry_after = self.limiter.acquire(token, chat_id, time.monotonic())
+        if retry_after:
+            raise ApiError(
+                429,
+                f"Too Many Requests: retry after {retry_after}",
+                "rate_limited",
+                retry_after=retry_after,
+            )
+
+    def accept(
+        self, token: str, chat_id: int, method: str, logged: dict[str, Any]
+    ) -> tuple[int, int]:
+        """Record a delivered message; returns its message_id and date."""
+        message_id = self._next_message_id.get(chat_id, 0) + 1
+        self._next_message_id[chat_id] = message_id
+        now = time.time()
+        logged.update(chat_id=chat_id, message_id=message_id, method=method, time=now, token=token)
+        self.messages.append(logged)
+        chat_log = self.by_chat.get(chat_id)
+        if chat_log is None:
+            chat_log = self.by_chat[chat_id] = []
+        chat_log.append(logged)
+        if self._waiters:
+            self._wake()
+        return message_id, int(now)

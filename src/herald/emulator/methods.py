@@ -1,0 +1,202 @@
+"""The Bot API methods Herald uses, with Telegram's own checks.
+
+A send method validates its input as Telegram does (chat, text or caption after entity
+parsing, file reference, keyboard), then passes the rate limits, then is accepted: the
+order in which Telegram answers (a refused message consumes no rate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from herald.emulator.markup import ParseEntitiesError, format_text
+from herald.emulator.replies import ApiError
+
+if TYPE_CHECKING:
+    from herald.emulator.core import Emulator
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+# A string that looks like one of Telegram's file ids (base64url, long).
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{20,}")
+_BUTTON_URL = re.compile(r"(https?|tg)://\S+")
+
+
+class Upload:
+    """A file sent in a multipart request."""
+
+    def __init__(self, filename: str, size: int, content_type: str) -> None:
+        self.filename = filename
+        self.size = size
+        self.content_type = content_type
+
+
+def _formatted(raw: object, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    try:
+        return format_text(str(raw), params.get("parse_mode") or None)
+    except ParseEntitiesError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _markup(params: dict[str, Any]) -> dict[str, Any] | None:
+    raw = params.get("reply_markup")
+    if not raw:
+        return None
+    try:
+        markup = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    except orjson.JSONDecodeError:
+        markup = None
+    if not isinstance(markup, dict):
+        raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    for row in markup.get("inline_keyboard") or []:
+        for button in row if isinstance(row, list) else []:
+            url = button.get("url") if isinstance(button, dict) else None
+            if url is not None and not _BUTTON_URL.fullmatch(str(url)):
+                raise ApiError(
+                    400,
+                    f"Bad Request: inline keyboard button URL '{url}' is invalid: Wrong HTTP URL",
+                )
+    return markup
+
+
+def _message(
+    emu: Emulator, token: str, chat_id: int, method: str, logged: dict[str, Any]
+) -> dict[str, Any]:
+    emu.check_rate(token, chat_id)
+    message_id, date = emu.accept(token, chat_id, method, logged)
+    return {
+        "message_id": message_id,
+        "from": emu.bot(token),
+        "chat": emu.chats.chat_object(chat_id),
+        "date": date,
+    }
+
+
+def send_message(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str, Any]:
+    chat_id = emu.chats.target(params.get("chat_id"))
+    raw = params.get("text")
+    text, entities = _formatted(raw, params) if raw else ("", [])
+    if not text:
+        raise ApiError(400, "Bad Request: message text is empty")
+    if len(text) > TEXT_LIMIT:
+        raise ApiError(400, "Bad Request: message is too long")
+    markup = _markup(params)
+    logged: dict[str, Any] = {"text": text, "parse_mode": params.get("parse_mode")}
+    if entities:
+        logged["entities"] = entities
+    if markup is not None:
+        logged["reply_markup"] = markup
+    result = _message(emu, token, chat_id, "sendMessage", logged)
+    result["text"] = text
+    if entities:
+        result["entities"] = entities
+    if markup is not None:
+        result["reply_markup"] = markup
+    return result
+
+
+def _file(emu: Emulator, params: dict[str, Any], field: str) -> tuple[str, dict[str, Any]]:
+    """The file a media send refers to: an upload, a URL or a known-looking file_id."""
+    raw = params.get(field)
+    if isinstance(raw, str) and raw.startswith("attach://"):
+        raw = params.get(raw.removeprefix("attach://"))
+    if isinstance(raw, Upload):
+        source = f"upload:{raw.filename}:{raw.size}"
+    elif isinstance(raw, str) and raw:
+        source = raw
+        if source in emu.files:
+            return source, emu.files[source]
+        if not (source.startswith(("http://", "https://")) or _FILE_ID.fullmatch(source)):
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+    else:
+        raise ApiError(400, f"Bad Request: there is no {field} in the request")
+    digest = hashlib.sha1(source.encode()).hexdigest()
+    file = {"file_id": f"AgAD{digest}", "file_unique_id": f"AQAD{digest[:16]}"}
+    emu.files[file["file_id"]] = file
+    return source, file
+
+
+def _send_media(emu: Emulator, token: str, params: dict[str, Any], field: str) -> dict[str, Any]:
+    chat_id = emu.chats.target(params.get("chat_id"))
+    source, file = _file(emu, params, field)
+    raw = params.get("caption")
+    caption, entities = _formatted(raw, params) if raw else ("", [])
+    if len(caption) > CAPTION_LIMIT:
+        raise ApiError(400, "Bad Request: message caption is too long")
+    markup = _markup(params)
+    method = "sendPhoto" if field == "photo" else "sendDocument"
+    logged: dict[str, Any] = {
+        field: source,
+        "caption": caption or None,
+        "parse_mode": params.get("parse_mode"),
+    }
+    if entities:
+        logged["caption_entities"] = entities
+    if markup is not None:
+        logged["reply_markup"] = markup
+    result = _message(emu, token, chat_id, method, logged)
+    if field == "photo":
+        result["photo"] = [
+            {**file, "width": 90, "height": 90, "file_size": 1_200},
+            {**file, "width": 800, "height": 800, "file_size": 48_000},
+        ]
+    else:
+        name = source.rsplit("/", 1)[-1] or "document"
+        result["document"] = {**file, "file_name": name, "file_size": 10_000}
+    if caption:
+        result["caption"] = caption
+    if entities:
+        result["caption_entities"] = entities
+    if markup is not None:
+        result["reply_markup"] = markup
+    return result
+
+
+def send_photo(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str, Any]:
+    return _send_media(emu, token, params, "photo")
+
+
+def send_document(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str, Any]:
+    return _send_media(emu, token, params, "document")
+
+
+def get_me(emu: Emulator, token: str, params: dict[str, Any]) -> Any:
+    return emu.bot(token)
+
+
+_GIFTS = ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription")
+_FULL_INFO = {
+    "accent_color_id": 0,
+    "max_reaction_count": 11,
+    "accepted_gift_types": {**dict.fromkeys(_GIFTS, True), "gifts_from_channels": True},
+}
+
+
+def get_chat(emu: Emulator, token: str, params: dict[str, Any]) -> Any:
+    chat_id = emu.chats.target(params.get("chat_id"))
+    return {**emu.chats.chat_object(chat_id), **_FULL_INFO}
+
+
+def send_chat_action(emu: Emulator, token: str, params: dict[str, Any]) -> Any:
+    emu.chats.target(params.get("chat_id"))
+    return True
+
+
+Method = Callable[["Emulator", str, dict[str, Any]], Any]
+
+# Keys are lower case: Telegram's method names are case-insensitive.
+METHODS: dict[str, Method] = {
+    "getme": get_me,
+    "getchat": get_chat,
+    "sendchataction": send_chat_action,
+    "sendmessage": send_message,
+    "sendphoto": send_photo,
+    "senddocument": send_document,
+}
+# Methods that deliver a message: faults and rate limits apply to these only.
+SENDS = frozenset({"sendmessage", "sendphoto", "senddocument"})

@@ -1,0 +1,95 @@
+"""What an emulator is told at start: accepted tokens, Telegram's limits, injected faults.
+
+The same dataclasses back `run_emulator(**options)`, the `herald emulator` flags and the
+control API, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class OptionError(ValueError):
+    """An option is out of range; the control API answers it with 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitConfig:
+    """Telegram's flood limits (Bot FAQ). A rate of 0 switches that scope off."""
+
+    enabled: bool = True
+    per_chat_per_second: float = 1.0
+    per_group_per_minute: float = 20.0
+    global_per_second: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("per_chat_per_second", "per_group_per_minute", "global_per_second"):
+            if getattr(self, name) < 0:
+                raise OptionError(f"{name} must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Shares of send requests answered with a fault; together at most 1.
+
+    429, 500 and 502 are answered before the message is accepted (nothing delivered).
+    `timeout` and `drop` are the ambiguous cases: the message is accepted and recorded,
+    then the answer is delayed by `timeout_seconds` or the connection is closed unanswered.
+    """
+
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_502: float = 0.0
+    rate_timeout: float = 0.0
+    rate_drop: float = 0.0
+    retry_after: int = 1
+    timeout_seconds: float = 15.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        rates = [self.rate_429, self.rate_500, self.rate_502, self.rate_timeout, self.rate_drop]
+        if any(not 0.0 <= r <= 1.0 for r in rates):
+            raise OptionError("fault rates must be between 0 and 1")
+        if sum(rates) > 1.0 + 1e-9:
+            raise OptionError("fault rates must add up to at most 1")
+        if self.retry_after < 1:
+            raise OptionError("retry_after must be >= 1")
+        if self.timeout_seconds < 0:
+            raise OptionError("timeout_seconds must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        return (
+            self.rate_429 + self.rate_500 + self.rate_502 + self.rate_timeout + self.rate_drop
+        ) > 0
+
+
+def build(cls: type[Any], values: dict[str, Any]) -> Any:
+    """`cls(**values)` with unknown keys and wrong types reported as OptionError."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise OptionError(f"unknown option(s): {', '.join(unknown)}")
+    checked: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in values:
+            checked[f.name] = _checked(f.name, values[f.name], f.default)
+    return cls(**checked)
+
+
+def _checked(name: str, value: Any, default: Any) -> Any:
+    """JSON and flags give loose types: accept what the field's default's type allows."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise OptionError(f"{name} must be true or false")
+        return value
+    if default is None or isinstance(default, int):  # seed (int or None), retry_after
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OptionError(f"{name} must be an integer")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OptionError(f"{name} must be a number")
+    return float(value)

@@ -1,0 +1,105 @@
+"""Run the emulator inside a test's event loop.
+
+async with run_emulator(limits=False) as tg:
+    bot = Bot("123:abc", session=AiohttpSession(api=TelegramAPIServer.from_base(tg.base_url)))
+    await bot.send_message(42, "hi")
+    assert [m["text"] for m in tg.messages(42)] == ["hi"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from herald.emulator.app import start
+from herald.emulator.core import Emulator
+from herald.emulator.options import FaultConfig, LimitConfig
+
+
+class EmulatorHandle:
+    """What a test sees of a running emulator. `RemoteEmulator` offers the same, async."""
+
+    def __init__(self, emulator: Emulator, base_url: str) -> None:
+        self.emulator = emulator
+        self.base_url = base_url
+
+    def messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Every message accepted (of one chat, or all), in order."""
+        return self.emulator.chat_messages(chat_id)
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """Every request recorded, including those answered with an error or a fault."""
+        return list(self.emulator.received)
+
+    async def wait_messages(
+        self,
+        n: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the interface tests use
+        chat_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The messages once there are at least n; TimeoutError otherwise."""
+        return await self.emulator.wait_messages(n, timeout, chat_id)
+
+    def reset(self) -> None:
+        """Forget messages, requests and chat marks; faults and limits back to the start options."""
+        self.emulator.reset()
+
+    def block_chat(self, chat_id: int) -> None:
+        self.emulator.chats.blocked.add(chat_id)
+
+    def migrate_chat(self, chat_id: int, new_chat_id: int) -> None:
+        self.emulator.chats.migrated[chat_id] = new_chat_id
+
+    def set_missing(self, chat_id: int) -> None:
+        self.emulator.chats.missing.add(chat_id)
+
+    def set_faults(self, **faults: Any) -> None:
+        """Replace the fault settings (unnamed ones back to none); reseeds the draw."""
+        self.emulator.set_faults(FaultConfig(**faults))
+
+    def set_limits(self, **limits: Any) -> None:
+        """Replace the limit settings (unnamed ones back to Telegram's); buckets start empty."""
+        self.emulator.set_limits(LimitConfig(**limits))
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self.emulator.faults.config
+
+    @property
+    def limits(self) -> LimitConfig:
+        return self.emulator.limiter.config
+
+
+def make_emulator(
+    *,
+    tokens: Iterable[str] | None = None,
+    limits: bool = True,
+    per_chat_per_second: float = 1.0,
+    per_group_per_minute: float = 20.0,
+    global_per_second: float = 30.0,
+    **faults: Any,
+) -> Emulator:
+    limit_config = LimitConfig(limits, per_chat_per_second, per_group_per_minute, global_per_second)
+    return Emulator(tokens=tokens, limits=limit_config, faults=FaultConfig(**faults))
+
+
+@asynccontextmanager
+async def run_emulator(
+    *, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> AsyncIterator[EmulatorHandle]:
+    """Serve an emulator on a free port for the duration of the block.
+
+    Options: `tokens`, `limits` (False turns every rate limit off), `per_chat_per_second`,
+    `per_group_per_minute`, `global_per_second`, and the fault settings of `set_faults`.
+    """
+    emulator = make_emulator(**options)
+    runner, base_url = await start(emulator, host, port)
+    try:
+        yield EmulatorHandle(emulator, base_url)
+    finally:
+        await runner.cleanup()
+
+
+__all__ = ["EmulatorHandle", "make_emulator", "run_emulator"]
