@@ -4,33 +4,29 @@ structlog renders, and the standard library's loggers (uvicorn, taskiq, aiogram,
 go through the same formatter, so a process prints one format only. `HERALD_LOG_JSON=false`
 gives coloured key=value lines for a terminal instead.
 
-The correlation id follows one request from the gateway into the worker:
+The correlation id follows one request from the gateway into the worker, and every log
+line on the way carries it through `structlog.contextvars`:
 - the gateway binds it per request (`herald.api.correlation`: the caller's `X-Request-ID`
-  when well formed, else a new one) and echoes it in the response;
-- the gateway's enqueue puts it in the queue message's `correlation_id` label;
-- the worker binds the label again while it runs the task (`bind_job_context`, or
-  `TaskiqCorrelationMiddleware` for taskiq's own receiver).
-Every log line in between carries it, through `structlog.contextvars`.
+  when well formed, else a new one), echoes it in the response and stores it on the task;
+- the queue message carries it in its `correlation_id` label, which the worker binds
+  before the task runs (`CorrelationMiddleware`);
+- the worker binds the task's stored id when it claims the task (`herald.delivery.pipeline`),
+  so a retry or a sweeper's re-enqueue, long after the request, still logs under it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
-import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
 import structlog.tracebacks
-from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq import TaskiqMessage, TaskiqMiddleware
 
 from herald.config import Settings
 
 CORRELATION_LABEL = "correlation_id"
-# A caller's id is accepted only when it cannot forge log structure or flood a line.
-_WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def configure_logging(settings: Settings, *, service: str | None = None) -> None:
@@ -105,44 +101,16 @@ def _add_service(service: str) -> structlog.types.Processor:
     return add
 
 
-def new_correlation_id() -> str:
-    return uuid.uuid4().hex
+class CorrelationMiddleware(TaskiqMiddleware):
+    """Worker side: bind the queue message's `correlation_id` label before its task runs.
 
-
-def accept_correlation_id(value: str | None) -> str:
-    """The caller's id if well formed, else a fresh one."""
-    if value and _WELL_FORMED_ID.fullmatch(value):
-        return value
-    return new_correlation_id()
-
-
-def current_correlation_id() -> str | None:
-    value = structlog.contextvars.get_contextvars().get(CORRELATION_LABEL)
-    return str(value) if value is not None else None
-
-
-def bind_job_context(labels: Mapping[str, Any]) -> str:
-    """Replace this context's log variables with the queue message's correlation id.
-
-    Call it at the start of each job, in the asyncio task that runs the job only.
-    """
-    label = labels.get(CORRELATION_LABEL)
-    correlation_id = accept_correlation_id(None if label is None else str(label))
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
-    return correlation_id
-
-
-class TaskiqCorrelationMiddleware(TaskiqMiddleware):
-    """Worker side: bind the message's correlation id (or a new one) while its task runs.
-
-    taskiq runs each message in its own asyncio task, so what is bound here is seen by the
-    task's code and by nothing else.
+    taskiq's own lines about the message ("Executing task ...") then carry the request's
+    id too. taskiq runs each message in its own asyncio task, so the binding stays there.
     """
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
-        bind_job_context(message.labels)
-        return message
-
-    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         structlog.contextvars.clear_contextvars()
+        label = message.labels.get(CORRELATION_LABEL)
+        if label:
+            structlog.contextvars.bind_contextvars(correlation_id=str(label))
+        return message

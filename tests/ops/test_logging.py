@@ -13,13 +13,7 @@ import structlog
 from taskiq import InMemoryBroker
 
 from herald.config import Settings
-from herald.logging import (
-    CORRELATION_LABEL,
-    TaskiqCorrelationMiddleware,
-    accept_correlation_id,
-    configure_logging,
-    current_correlation_id,
-)
+from herald.logging import CORRELATION_LABEL, CorrelationMiddleware, configure_logging
 
 
 @pytest.fixture
@@ -73,39 +67,23 @@ def test_exceptions_are_structured(json_logs: pytest.CaptureFixture[str]) -> Non
     assert record["exception"][0]["exc_type"] == "ValueError"
 
 
-def test_a_caller_cannot_inject_through_the_correlation_id() -> None:
-    assert accept_correlation_id("abc-123.x:y_z") == "abc-123.x:y_z"
-    for bad in ['x"}\n{"level":"error', "a" * 129, "", None, "spa ce"]:
-        replaced = accept_correlation_id(bad)
-        assert replaced != bad
-        assert len(replaced) == 32
-
-
-async def test_worker_binds_each_messages_correlation_id(
-    json_logs: pytest.CaptureFixture[str],
-) -> None:
-    broker = InMemoryBroker(await_inplace=False).with_middlewares(TaskiqCorrelationMiddleware())
-    seen: dict[int, str | None] = {}
-    log = structlog.get_logger("herald.test")
+async def test_worker_binds_each_messages_correlation_id() -> None:
+    broker = InMemoryBroker().with_middlewares(CorrelationMiddleware())
+    seen: dict[int, object] = {}
 
     @broker.task(task_name="ops.test.deliver")
     async def deliver(task_id: int) -> None:
-        await asyncio.sleep(0.01)  # interleave the two jobs
-        seen[task_id] = current_correlation_id()
-        log.info("delivered", task_id=task_id)
+        await asyncio.sleep(0.01)  # let the jobs interleave
+        seen[task_id] = structlog.contextvars.get_contextvars().get("correlation_id")
 
     await broker.startup()
     structlog.contextvars.bind_contextvars(correlation_id="producer-side")
-    await deliver.kicker().with_labels(**{CORRELATION_LABEL: "req-a"}).kiq(1)
-    await deliver.kicker().with_labels(**{CORRELATION_LABEL: "req-b"}).kiq(2)
-    await deliver.kicker().kiq(3)  # enqueued by the sweeper: no request behind it
-    await broker.wait_all()
-    await broker.shutdown()
-
-    assert seen[1] == "req-a"
-    assert seen[2] == "req-b"
-    assert seen[3] not in {None, "req-a", "req-b", "producer-side"}
-    # The producer's own context is untouched by the jobs.
-    assert current_correlation_id() == "producer-side"
-    by_task = {r["task_id"]: r["correlation_id"] for r in lines(json_logs) if "task_id" in r}
-    assert by_task == seen
+    try:
+        await deliver.kicker().with_labels(**{CORRELATION_LABEL: "req-a"}).kiq(1)
+        await deliver.kicker().with_labels(**{CORRELATION_LABEL: "req-b"}).kiq(2)
+        await deliver.kicker().kiq(3)  # re-enqueued by the sweeper: no request behind it
+        await broker.wait_all()
+    finally:
+        await broker.shutdown()
+        structlog.contextvars.clear_contextvars()
+    assert seen == {1: "req-a", 2: "req-b", 3: None}
