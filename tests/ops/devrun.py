@@ -103,10 +103,10 @@ class DevRun:
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
 
-    def stop(self, timeout: float = 60.0) -> int:
-        """Ctrl-C, as in a terminal; the exit code."""
+    def stop(self, sig: signal.Signals = signal.SIGINT, timeout: float = 60.0) -> int:
+        """Ctrl-C (SIGINT, as in a terminal) or another signal; the exit code."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -119,6 +119,8 @@ def test_prometheus_scrapes_the_api_and_every_worker(services: dict[str, dict[st
     assert worker_sd["names"] == ["worker"]
     command = services["worker"]["command"]
     assert str(worker_sd["port"]) == command[command.index("--metrics-port") + 1]
+    # Prometheus runs in another container: the default loopback host would hide them.
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"
 
 
 def test_nginx_terminates_tls_for_the_api() -> None:
