@@ -81,7 +81,7 @@ def create_app(emulator: Emulator) -> web.Application:
 async def start(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner, str]:
     """Serve `emulator` on host:port (0 picks a free port); returns the runner and base URL."""
     # No access log: it would cost more than the request itself on the hot path.
-    runner = web.AppRunner(create_app(emulator), access_log=None, shutdown_timeout=1.0)
+    runner = web.AppRunner(create_app(emulator), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

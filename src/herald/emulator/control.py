@@ -36,7 +36,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 def _bad(code: str, message: str, status: int = 400) -> web.HTTPException:
     body = orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
     exc = web.HTTPBadRequest if status == 400 else web.HTTPRequestTimeout
-    return exc(body=body, content_type="application/json")
+    return exc(text=body.decode(), content_type="application/json")
 
 
 def _int(raw: str | None, name: str) -> int | None:
