@@ -6,8 +6,11 @@ it and starts the next, which the module's teardown then stops.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import signal
+from asyncio.subprocess import PIPE
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,6 +115,29 @@ async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
     assert delta(worker, worker_before, delivered) == len(ids)
     latency = ("herald_delivery_latency_seconds_count", ())
     assert delta(worker, worker_before, latency) == len(ids)
+
+
+async def test_the_printed_pages_and_curl_example_work(runs: list[DevRun]) -> None:
+    run = runs[-1]
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.get(run.api_url + "/docs")).status_code == 200
+        page = await http.get(run.emulator_url + "/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    # The commands exactly as printed, pasted into a shell (plus curl's status code).
+    example = run.banner.split("Send a notification:\n", 1)[1].split("\n\n", 1)[0]
+    example = example.replace("curl -sS", "curl -sS -w '\\n%{http_code}'")
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", example, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(shell.communicate(), 30)
+    assert shell.returncode == 0, err
+    body, status = out.decode().rsplit("\n", 1)
+    assert status == "201"
+    task = json.loads(body)
+    async with RemoteEmulator(run.emulator_url) as emulator:
+        [message] = await emulator.wait_messages(1, timeout=30, chat_id=task["chat_id"])
+    assert message["text"] == "Hello from Herald"
 
 
 async def test_dev_runs_unconfigured_delivers_and_keeps_tasks_across_restarts(
