@@ -62,7 +62,9 @@ async def test_worker_killed_before_it_claimed_another_delivers(
 ) -> None:
     worker = await start_worker()
     [pid] = await worker.pids()
-    # Frozen inside its blocking pop: Redis hands it the message, it never claims.
+    # Frozen inside its blocking pop (BRPOP just began: over a second left), Redis hands
+    # it the message, and it never claims.
+    await wait_for(lambda: _blocked_in_brpop(redis, settings), 10, "a fresh BRPOP")
     os.kill(pid, signal.SIGSTOP)
     task_id = await insert_task(db, chat_id=13)
     await enqueue([task_id])
@@ -117,6 +119,15 @@ async def _is(db: Any, task_id: int, status: str) -> bool:
 async def _all(db: Any, status: str, n: int) -> bool:
     got = await db.fetchval("SELECT count(*) FROM tasks WHERE status = $1", status)
     return bool(got == n)
+
+
+async def _blocked_in_brpop(redis: Redis, settings: Settings) -> bool:
+    name = f"herald-queue:{settings.queue_name}"
+    clients = await redis.client_list()
+    return any(
+        c["name"] == name and c["cmd"] == "brpop" and "b" in c["flags"] and c["idle"] == "0"
+        for c in clients
+    )
 
 
 async def _queue_empty(redis: Redis, settings: Settings) -> bool:

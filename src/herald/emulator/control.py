@@ -36,7 +36,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 def _bad(code: str, message: str, status: int = 400) -> web.HTTPException:
     body = orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
     exc = web.HTTPBadRequest if status == 400 else web.HTTPRequestTimeout
-    return exc(body=body, content_type="application/json")
+    return exc(text=body.decode(), content_type="application/json")
 
 
 def _int(raw: str | None, name: str) -> int | None:
@@ -91,6 +91,10 @@ async def wait_messages(request: web.Request) -> web.Response:
 
 async def get_received(request: web.Request) -> web.Response:
     return _json({"received": _emulator(request).received})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return _json(_emulator(request).stats())
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -168,6 +172,7 @@ def add_control_routes(app: web.Application) -> None:
     router.add_get("/control/messages", get_messages)
     router.add_get("/control/messages/wait", wait_messages)
     router.add_get("/control/received", get_received)
+    router.add_get("/control/stats", stats)
     router.add_post("/control/reset", reset)
     router.add_post("/control/chats/{chat_id}/block", block)
     router.add_post("/control/chats/{chat_id}/missing", missing)

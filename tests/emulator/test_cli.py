@@ -1,0 +1,64 @@
+"""`herald emulator` as a subprocess: it prints its URL, serves, and stops on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import pytest
+from aiogram.exceptions import TelegramServerError
+
+from herald.emulator.remote import RemoteEmulator
+from tests.emulator.conftest import make_bot
+
+
+@asynccontextmanager
+async def emulator_process(
+    *flags: str,
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "herald.cli",
+        "emulator",
+        "--port",
+        "0",
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        match = re.search(r"listening on (http://\S+)", line)
+        assert match, line
+        yield process, match.group(1)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _stops_on(process: asyncio.subprocess.Process, sig: signal.Signals) -> int:
+    process.send_signal(sig)
+    return await asyncio.wait_for(process.wait(), 10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_standalone_serves_and_stops_cleanly(sig: signal.Signals) -> None:
+    flags: Sequence[str] = ("--fault-500", "1", "--seed", "5")
+    async with emulator_process(*flags) as (process, base_url):
+        bot = make_bot(base_url)
+        try:
+            with pytest.raises(TelegramServerError):
+                await bot.send_message(1, "x")
+            async with RemoteEmulator(base_url) as remote:
+                await remote.set_faults()
+                await bot.send_message(1, "through")
+                assert [m["text"] for m in await remote.messages(1)] == ["through"]
+        finally:
+            await bot.session.close()
+        assert await _stops_on(process, sig) == 0
