@@ -61,7 +61,7 @@ class WorkerProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        await wait_for(lambda: self._has(workers), 30, f"{workers} worker process(es)")
+        await wait_for(lambda: self._has(workers), 120, f"{workers} worker process(es)")
         return self
 
     async def _has(self, n: int) -> bool:

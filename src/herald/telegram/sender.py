@@ -1,10 +1,12 @@
 """The aiogram sender: one `Bot` per process, pointed at Telegram or any Bot API server.
 
-A task's `content` (stored at intake) holds sendMessage's parameters besides chat_id:
+A task's `content` (built at intake, `herald.api.schemas.TaskIn.content`) holds the
+method's parameters besides chat_id; absent keys mean Telegram's defaults:
 
-    {"text": "...", "parse_mode": "HTML" | "MarkdownV2", "disable_notification": bool,
-     "protect_content": bool, "link_preview": bool (default false: previews off),
-     "message_thread_id": int, "buttons": [[{"text": "...", "url": "https://..."}]]}
+    {"text": "..."} or {"photo": url_or_file_id} or {"document": ...}, with "caption",
+    "parse_mode" ("HTML" | "MarkdownV2"), "disable_notification", "protect_content",
+    "disable_link_preview", "message_thread_id",
+    "buttons": [[{"text": "...", "url": "https://..."}]]
 
 The base URL is injected (`HERALD_TELEGRAM_API_URL`), so tests and benchmarks point the
 real aiogram client at the emulator instead of patching it.
@@ -17,7 +19,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.methods import SendMessage
+from aiogram.methods import SendDocument, SendMessage, SendPhoto
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 
 from herald.config import Settings
@@ -40,27 +42,34 @@ def chat_ref(chat_id: str) -> int | str:
         return chat_id
 
 
-def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
-    buttons = content.get("buttons")
-    markup = (
-        InlineKeyboardMarkup(
-            inline_keyboard=[
-                [InlineKeyboardButton(text=b["text"], url=b["url"]) for b in row] for row in buttons
-            ]
-        )
-        if buttons
-        else None
+def _markup(content: dict[str, Any]) -> InlineKeyboardMarkup | None:
+    rows = content.get("buttons")
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b["text"], url=b["url"]) for b in row] for row in rows
+        ]
     )
-    return SendMessage(
-        chat_id=chat_ref(chat_id),
-        text=content["text"],
-        parse_mode=content.get("parse_mode"),
-        disable_notification=content.get("disable_notification"),
-        protect_content=content.get("protect_content"),
-        message_thread_id=content.get("message_thread_id"),
-        link_preview_options=LinkPreviewOptions(is_disabled=not content.get("link_preview", False)),
-        reply_markup=markup,
-    )
+
+
+def build_method(chat_id: str, content: dict[str, Any]) -> SendMessage | SendPhoto | SendDocument:
+    """The Bot API call for one task: sendMessage, or sendPhoto / sendDocument for media."""
+    common: dict[str, Any] = {
+        "chat_id": chat_ref(chat_id),
+        "parse_mode": content.get("parse_mode"),
+        "disable_notification": content.get("disable_notification"),
+        "protect_content": content.get("protect_content"),
+        "message_thread_id": content.get("message_thread_id"),
+        "reply_markup": _markup(content),
+    }
+    if "photo" in content:
+        return SendPhoto(photo=content["photo"], caption=content.get("caption"), **common)
+    if "document" in content:
+        return SendDocument(document=content["document"], caption=content.get("caption"), **common)
+    if content.get("disable_link_preview"):
+        common["link_preview_options"] = LinkPreviewOptions(is_disabled=True)
+    return SendMessage(text=content["text"], **common)
 
 
 class TelegramSender:
@@ -70,7 +79,7 @@ class TelegramSender:
         self.bot = bot
 
     async def send(self, chat_id: str, content: dict[str, Any]) -> int:
-        message = await self.bot(build_send_message(chat_id, content))
+        message = await self.bot(build_method(chat_id, content))
         return message.message_id
 
     async def close(self) -> None:
