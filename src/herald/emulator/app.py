@@ -8,6 +8,7 @@ answers late and a drop never answers.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from email import policy
 from email.parser import BytesParser
 from typing import Any
@@ -19,7 +20,6 @@ from herald.emulator.core import Emulator
 from herald.emulator.faults import Fault
 from herald.emulator.httpserver import Answer, HttpServer, Request, Response, parse_form
 from herald.emulator.methods import Upload
-from herald.emulator.replies import Reply
 
 
 def _multipart(request: Request, params: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +64,6 @@ async def _late(response: Response, seconds: float) -> Answer:
     return response
 
 
-def _response(reply: Reply) -> Response:
-    return Response(reply.status, reply.body)
-
-
 class EmulatorApp:
     """Routes a request to the Bot API or the control API."""
 
@@ -75,7 +71,7 @@ class EmulatorApp:
         self.emulator = emulator
         self.control = ControlApi(emulator)
 
-    def __call__(self, request: Request) -> Answer | asyncio.Future[Answer] | Any:
+    def __call__(self, request: Request) -> Answer | Awaitable[Answer]:
         path = request.path
         if path.startswith("/bot"):
             token, slash, method = path[4:].partition("/")
@@ -83,16 +79,15 @@ class EmulatorApp:
                 return self.bot_api(request, token, method)
         return self.control(request)
 
-    def bot_api(self, request: Request, token: str, method: str) -> Any:
+    def bot_api(self, request: Request, token: str, method: str) -> Answer | Awaitable[Answer]:
         emulator = self.emulator
         reply, fault = emulator.call(token, method, _params(request))
-        if fault is None:
-            return Response(reply.status, reply.body)
+        response = Response(reply.status, reply.body)
         if fault is Fault.DROP:
             return None  # received, recorded, and the connection closes unanswered
         if fault is Fault.TIMEOUT:
-            return _late(_response(reply), emulator.faults.config.timeout_seconds)
-        return _response(reply)
+            return _late(response, emulator.faults.config.timeout_seconds)
+        return response
 
 
 class RunningServer:
