@@ -1,0 +1,95 @@
+"""The gateway application: `create_app(settings, queue=None)`.
+
+Without a queue, the app builds the workers' broker (`workers.broker.make_broker`) and
+starts it in its lifespan, before the first request can enqueue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from herald.api.auth import TokenVerifier
+from herald.api.correlation import CorrelationIdMiddleware
+from herald.api.enqueue import CoalescingEnqueuer
+from herald.api.errors import install_error_handlers
+from herald.api.openapi import install_openapi
+from herald.api.protection import IntakeGuard
+from herald.api.routes import intake, system, tasks
+from herald.api.state import Gateway
+from herald.config import Settings
+from herald.db.intake import clear_enqueued
+from herald.db.pool import create_pool
+from herald.db.session import create_engine
+from herald.queue import BrokerQueue, TaskQueue
+
+
+def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = None
+        task_queue = queue
+        if task_queue is None:
+            from workers.broker import make_broker
+
+            broker = make_broker(settings)
+            await broker.startup()
+            task_queue = BrokerQueue(broker)
+        pool = await create_pool(settings)
+        engine = create_engine(settings)
+        redis = Redis.from_url(settings.redis_url)
+
+        async def on_enqueue_failure(task_ids: Sequence[int]) -> None:
+            await clear_enqueued(pool, task_ids)
+
+        enqueuer = CoalescingEnqueuer(
+            task_queue,
+            on_enqueue_failure,
+            window=settings.enqueue_window_seconds,
+            timeout=settings.enqueue_timeout_seconds,
+        )
+        guard = IntakeGuard(settings, redis, pool)
+        app.state.gateway = Gateway(
+            settings=settings,
+            verifier=TokenVerifier(settings),
+            pool=pool,
+            engine=engine,
+            redis=redis,
+            enqueuer=enqueuer,
+            guard=guard,
+        )
+        watcher = None
+        if settings.intake_backlog_limit:
+            watcher = asyncio.create_task(guard.watch_backlog())
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await enqueuer.aclose()
+            if broker is not None:
+                await broker.shutdown()
+            await redis.aclose()
+            await pool.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Herald",
+        version="0.1.0",
+        description="Telegram notification delivery with exactly-once semantics.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+    app.include_router(intake.router)
+    app.include_router(tasks.router)
+    app.include_router(system.router)
+    app.add_middleware(CorrelationIdMiddleware)
+    return app

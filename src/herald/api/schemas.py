@@ -1,0 +1,317 @@
+"""Request and response bodies, with Telegram's limits checked at intake.
+
+A task is refused with 422 here, before anything is stored, when Telegram would refuse
+it anyway: text 1 to 4096 characters (after HTML or MarkdownV2 markup), a caption up to
+1024, parse_mode HTML or MarkdownV2, inline URL buttons that Telegram accepts, `send_at`
+before `expires_at` and `expires_at` in the future.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from herald.states import DeliveryMode, TaskStatus
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+# Markup may make the raw text longer than what Telegram counts; past this it cannot fit.
+MAX_RAW_TEXT = 4 * MAX_TEXT
+MAX_BUTTONS = 100
+MAX_BUTTONS_PER_ROW = 8
+MAX_METADATA_BYTES = 16_384
+MAX_IDEMPOTENCY_KEY = 255
+CHAT_ID_LIMIT = 2**52  # Telegram: chat ids fit in 52 bits
+
+_USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}")
+_BUTTON_URL = re.compile(r"(https?|tg)://[^\s]{1,2040}")
+_HTML_TAG = re.compile(r"<[^>]*>")
+_MD_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\]\\])*)\]\((?:\\.|[^)\\])*\)")
+_MD_MARK = re.compile(r"(?<!\\)(\|\||__|[*_~`])")
+_MD_ESCAPE = re.compile(r"\\(.)")
+
+Text = Annotated[str, Field(max_length=MAX_RAW_TEXT)]
+FileRef = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+def visible_length(text: str, parse_mode: str | None) -> int:
+    """Characters Telegram counts after parsing the markup (an upper-bound approximation)."""
+    if parse_mode == "HTML":
+        text = html.unescape(_HTML_TAG.sub("", text))
+    elif parse_mode == "MarkdownV2":
+        text = _MD_ESCAPE.sub(r"\1", _MD_MARK.sub("", _MD_LINK.sub(r"\1", text)))
+    return len(text)
+
+
+class Button(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=64)]
+    url: Annotated[str, Field(max_length=2048)]
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _BUTTON_URL.fullmatch(value):
+            raise ValueError("must be an http, https or tg URL")
+        return value
+
+
+class TaskIn(BaseModel):
+    """One notification: a text message, or a photo or document with an optional caption."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat_id: StrictInt | str = Field(description="a chat id, or @channelusername")
+    text: Text | None = None
+    photo: FileRef | None = Field(None, description="URL or file_id")
+    document: FileRef | None = Field(None, description="URL or file_id")
+    caption: Text | None = None
+    parse_mode: Literal["HTML", "MarkdownV2"] | None = None
+    disable_notification: StrictBool = False
+    protect_content: StrictBool = False
+    disable_link_preview: StrictBool = False
+    buttons: list[list[Button]] | None = Field(None, description="inline URL buttons, in rows")
+    message_thread_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    priority: StrictInt = Field(0, ge=-100, le=100, description="higher first in a backlog")
+    max_attempts: StrictInt | None = Field(None, ge=1, le=100)
+    delivery: DeliveryMode = DeliveryMode.EXACTLY_ONCE
+    metadata: dict[str, Any] | None = Field(None, description="free JSON kept for the producer")
+
+    @field_validator("chat_id")
+    @classmethod
+    def _chat_id(cls, value: int | str) -> int | str:
+        if isinstance(value, str):
+            if _USERNAME.fullmatch(value):
+                return value
+            if not re.fullmatch(r"-?[0-9]{1,16}", value):
+                raise ValueError("must be an integer or @channelusername")
+            value = int(value)
+        if value == 0 or abs(value) >= CHAT_ID_LIMIT:
+            raise ValueError("out of range")
+        return value
+
+    @field_validator("send_at", "expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if len(canonical) > MAX_METADATA_BYTES:
+            raise ValueError(f"larger than {MAX_METADATA_BYTES} bytes as JSON")
+        # Sorted keys: the request hash must not depend on the order the producer used.
+        sorted_value: dict[str, Any] = orjson.loads(canonical)
+        return sorted_value
+
+    @field_validator("buttons")
+    @classmethod
+    def _buttons(cls, rows: list[list[Button]] | None) -> list[list[Button]] | None:
+        if rows is None:
+            return None
+        if any(not row or len(row) > MAX_BUTTONS_PER_ROW for row in rows):
+            raise ValueError(f"each row needs 1 to {MAX_BUTTONS_PER_ROW} buttons")
+        if sum(len(row) for row in rows) > MAX_BUTTONS:
+            raise ValueError(f"at most {MAX_BUTTONS} buttons")
+        return rows
+
+    @model_validator(mode="after")
+    def _message(self) -> TaskIn:
+        media = [n for n in ("text", "photo", "document") if getattr(self, n) is not None]
+        if len(media) != 1:
+            raise ValueError("give exactly one of text, photo, document")
+        if self.text is not None:
+            if self.caption is not None:
+                raise ValueError("caption goes with photo or document, not text")
+            if not self.text.strip() or visible_length(self.text, self.parse_mode) > MAX_TEXT:
+                raise ValueError(f"text must be 1 to {MAX_TEXT} characters")
+        elif self.caption and visible_length(self.caption, self.parse_mode) > MAX_CAPTION:
+            raise ValueError(f"caption must be at most {MAX_CAPTION} characters")
+        if self.expires_at is not None:
+            if self.expires_at <= datetime.now(UTC):
+                raise ValueError("expires_at is in the past")
+            if self.send_at is not None and self.send_at >= self.expires_at:
+                raise ValueError("send_at must be before expires_at")
+        return self
+
+    def content(self) -> dict[str, Any]:
+        """The message as stored in `tasks.content`: what the sender needs besides chat_id.
+
+        Built by hand: this runs per task on the hot path, and is several times faster
+        than a `model_dump`.
+        """
+        content: dict[str, Any] = {}
+        for name in _CONTENT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                content[name] = value
+        if self.buttons is not None:
+            content["buttons"] = [[b.model_dump() for b in row] for row in self.buttons]
+        return content
+
+    def request_hash(self, content: dict[str, Any] | None = None) -> bytes:
+        """sha256 of the normalized request: requests that mean the same task hash the same.
+
+        Over the content (keys sorted), chat id and delivery fields, with metadata keys
+        sorted at validation. An idempotency key is not part of it: the same task alone or
+        in a batch is the same request. Pass `content` when it was built already.
+        """
+        canonical = orjson.dumps(
+            [
+                self.content() if content is None else content,
+                self.chat_id,
+                self.send_at,
+                self.expires_at,
+                self.priority,
+                self.max_attempts,
+                self.delivery.value,
+                self.metadata,
+            ],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return hashlib.sha256(canonical).digest()
+
+
+_CONTENT_FIELDS = (
+    "text",
+    "photo",
+    "document",
+    "caption",
+    "parse_mode",
+    "disable_notification",
+    "protect_content",
+    "disable_link_preview",
+    "message_thread_id",
+)  # and "buttons", dumped apart
+
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]
+
+
+class BatchItem(TaskIn):
+    idempotency_key: IdempotencyKey
+
+
+class BatchIn(BaseModel):
+    """Items are validated one by one, so one bad item does not refuse the others."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[Any] = Field(min_length=1)
+
+
+class BatchRequest(BaseModel):
+    """The batch body as documented (parsed as `BatchIn`, then item by item)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[BatchItem] = Field(min_length=1)
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    idempotency_key: str | None
+    result: Literal["created", "replayed", "error"]
+    id: int | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchOut(BaseModel):
+    created: int
+    replayed: int
+    refused: int
+    results: list[BatchItemResult]
+
+
+class TaskOut(BaseModel):
+    """A task as the API shows it: the request's fields plus the delivery state."""
+
+    id: int
+    idempotency_key: str
+    status: TaskStatus
+    chat_id: int | str
+    text: str | None = None
+    photo: str | None = None
+    document: str | None = None
+    caption: str | None = None
+    parse_mode: str | None = None
+    disable_notification: bool = False
+    protect_content: bool = False
+    disable_link_preview: bool = False
+    buttons: list[list[Button]] | None = None
+    message_thread_id: int | None = None
+    send_at: datetime | None
+    expires_at: datetime | None
+    priority: int
+    delivery: DeliveryMode
+    max_attempts: int
+    attempt: int
+    next_attempt_at: datetime
+    metadata: dict[str, Any] | None
+    telegram_message_id: int | None
+    last_error_code: int | None
+    last_error: str | None
+    correlation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    attempt: int | None
+    reason: str | None
+    error_code: int | None
+    details: dict[str, Any] | None
+
+
+class EventList(BaseModel):
+    items: list[EventOut]
+
+
+class TaskPatch(BaseModel):
+    """An operator transition: resend (to pending), cancel, or resolve an uncertain task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["pending", "cancelled", "delivered", "failed"]
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+    telegram_message_id: StrictInt | None = Field(
+        None, ge=1, description="resolving as delivered: the message Telegram reported"
+    )
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody

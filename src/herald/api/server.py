@@ -1,0 +1,46 @@
+"""`herald api`: the gateway under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+
+from herald.config import ConfigError, get_settings
+
+
+def app_factory() -> FastAPI:
+    """For uvicorn's `--factory` (each worker process builds its own app)."""
+    from herald.api.app import create_app
+    from herald.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings, service="api")
+    return create_app(settings)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="herald api", description="Run the HTTP gateway.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    try:
+        get_settings().check_secrets()
+    except ConfigError as exc:
+        print(f"herald api: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "herald.api.server:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        log_level=get_settings().log_level.lower(),
+        log_config=None,  # herald.logging renders uvicorn's records too
+    )
+    return 0

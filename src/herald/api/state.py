@@ -1,0 +1,36 @@
+"""What the gateway's routes share, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from herald.api.auth import TokenVerifier
+from herald.api.enqueue import CoalescingEnqueuer
+from herald.api.protection import IntakeGuard
+from herald.config import Settings
+
+
+@dataclass(slots=True)
+class Gateway:
+    settings: Settings
+    verifier: TokenVerifier
+    pool: Any  # asyncpg.Pool: every API query
+    engine: AsyncEngine  # SQLAlchemy, for the metrics' state query only
+    redis: Redis  # readiness
+    enqueuer: CoalescingEnqueuer
+    guard: IntakeGuard  # quotas and backpressure
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def correlation_id(request: Request) -> str | None:
+    value: str | None = request.scope.get("herald.correlation_id")
+    return value

@@ -1,0 +1,170 @@
+"""Step 3: claim the best due task, committed before anything is sent.
+
+A queue message is only a hint that some task may be due. The worker claims the best due
+task (highest priority, then longest due) rather than exactly the hinted id, so priority
+holds under a backlog; every message claims at most one task and every due task has a
+message or the sweeper, so none is left behind. With nothing due, the message is dropped.
+
+Round trips:
+- no rate limits: one statement (pick with SKIP LOCKED, update, audit event);
+- rate limits on: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, the Redis script, one UPDATE
+  (claim with its event, or defer), COMMIT. The row stays locked while Redis answers, so
+  a deferral never shows a transient `sending` and costs no audit row.
+
+A task past `expires_at` is failed here with the reason `expired` instead of claimed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from herald.delivery.ratelimit import Grant, RateLimiter
+
+_COLUMNS = (
+    "id, status, attempt, chat_id, migrated_chat_id, content, delivery, max_attempts,"
+    " expires_at, created_at, send_at, correlation_id"
+)
+
+# The pick and the claim in one statement. An expired task goes straight to failed.
+_CLAIM_SQL = f"""
+WITH picked AS (
+    SELECT id, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
+    FROM tasks
+    WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY priority DESC, next_attempt_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE tasks t SET
+        status = CASE WHEN p.expired THEN 'failed' ELSE 'sending' END,
+        attempt = t.attempt + CASE WHEN p.expired THEN 0 ELSE 1 END,
+        lease_owner = CASE WHEN p.expired THEN NULL ELSE $1 END,
+        lease_expires_at = CASE WHEN p.expired THEN NULL
+                           ELSE now() + make_interval(secs => $2) END,
+        last_error = CASE WHEN p.expired THEN 'expired' ELSE t.last_error END,
+        updated_at = now()
+    FROM picked p
+    WHERE t.id = p.id
+    RETURNING {", ".join("t." + c.strip() for c in _COLUMNS.split(","))}
+), event AS (
+    INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
+    SELECT id, $1, 'pending', status, attempt,
+           CASE WHEN status = 'failed' THEN 'expired' ELSE 'claimed' END
+    FROM claimed
+)
+SELECT * FROM claimed
+"""
+
+_PICK_SQL = f"""
+SELECT {_COLUMNS}, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
+FROM tasks
+WHERE status = 'pending' AND next_attempt_at <= now()
+ORDER BY priority DESC, next_attempt_at
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+"""
+
+_TAKE_SQL = f"""
+WITH claimed AS (
+    UPDATE tasks SET
+        status = CASE WHEN $4 THEN 'failed' ELSE 'sending' END,
+        attempt = attempt + CASE WHEN $4 THEN 0 ELSE 1 END,
+        lease_owner = CASE WHEN $4 THEN NULL ELSE $2 END,
+        lease_expires_at = CASE WHEN $4 THEN NULL ELSE now() + make_interval(secs => $3) END,
+        last_error = CASE WHEN $4 THEN 'expired' ELSE last_error END,
+        updated_at = now()
+    WHERE id = $1
+    RETURNING {_COLUMNS}
+), event AS (
+    INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
+    SELECT id, $2, 'pending', status, attempt,
+           CASE WHEN status = 'failed' THEN 'expired' ELSE 'claimed' END
+    FROM claimed
+)
+SELECT * FROM claimed
+"""
+
+# Not sent, not claimed: the task is due again when its scope frees. `enqueued_at` is set
+# to that time because the deferring worker hints the queue then (the sweeper covers a
+# worker that dies first).
+_DEFER_SQL = """
+UPDATE tasks SET next_attempt_at = now() + make_interval(secs => $2),
+                 enqueued_at = now() + make_interval(secs => $2), updated_at = now()
+WHERE id = $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    attempt: int
+    chat_id: str  # where to send: the supergroup's id once a group migrated
+    content: dict[str, Any]
+    delivery: str
+    max_attempts: int
+    expires_at: datetime | None
+    due_since: datetime  # send_at or creation: the start of the delivery latency
+    correlation_id: str | None
+    wait: float = 0.0  # seconds until the reserved rate-limit slot
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    id: int
+    wait: float
+    scope: str
+
+
+ClaimResult = Claimed | Expired | Deferred | None
+
+
+def _result(row: Any, wait: float = 0.0) -> Claimed | Expired:
+    if row["status"] == "failed":
+        return Expired(row["id"])
+    return Claimed(
+        id=row["id"],
+        attempt=row["attempt"],
+        chat_id=row["migrated_chat_id"] or row["chat_id"],
+        content=row["content"],
+        delivery=row["delivery"],
+        max_attempts=row["max_attempts"],
+        expires_at=row["expires_at"],
+        due_since=row["send_at"] or row["created_at"],
+        correlation_id=row["correlation_id"],
+        wait=wait,
+    )
+
+
+async def claim(
+    pool: Any, limiter: RateLimiter | None, owner: str, lease_seconds: float
+) -> ClaimResult:
+    """Claim the best due task for `owner`; None when nothing is due."""
+    if limiter is None or not limiter.enabled:
+        row = await pool.fetchrow(_CLAIM_SQL, owner, lease_seconds)
+        return None if row is None else _result(row)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(_PICK_SQL)
+        if row is None:
+            return None
+        expired = bool(row["expired"])
+        grant = Grant(ok=True, wait=0.0)
+        if not expired:
+            grant = await limiter.reserve(row["migrated_chat_id"] or row["chat_id"])
+        if not grant.ok:
+            # Spread the tasks of one busy chat a little so they do not all wake at once.
+            wait = grant.wait * random.uniform(1.0, 1.1)
+            await conn.execute(_DEFER_SQL, row["id"], wait)
+            return Deferred(row["id"], wait, grant.scope or "bot")
+        # The lease covers the wait for the reserved slot as well as the send.
+        taken = await conn.fetchrow(
+            _TAKE_SQL, row["id"], owner, lease_seconds + grant.wait, expired
+        )
+        return _result(taken, grant.wait)

@@ -1,0 +1,107 @@
+"""Step 6: the sweeper, run by every worker process at once (SKIP LOCKED keeps them apart).
+
+Each pass:
+1. `sending` tasks whose lease expired (a worker killed mid-send, or a send that outlived
+   its lease) become `uncertain`: nobody knows whether Telegram got them. An at-least-once
+   task goes back to pending instead (failed once its attempts are used up).
+2. Due `pending` tasks that no queue message is known to cover get one: those never hinted
+   since they became due (`send_at` reached, backoff over, a deferral) and those hinted
+   longer than `requeue_after_seconds` ago (a lost message, a failed enqueue, Redis
+   flushed or restarted). Skipped while the queue is already long: the workers are behind,
+   and more hints would only repeat what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from herald.config import Settings
+from herald.delivery.hints import Hints
+
+log = structlog.get_logger(__name__)
+
+_EXPIRE_LEASES_SQL = """
+WITH stale AS (
+    SELECT id FROM tasks
+    WHERE status = 'sending' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE tasks t SET
+        status = CASE
+            WHEN t.delivery = 'at_least_once' AND t.attempt < t.max_attempts THEN 'pending'
+            WHEN t.delivery = 'at_least_once' THEN 'failed'
+            ELSE 'uncertain' END,
+        next_attempt_at = now(),
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        last_error = 'lease expired: the worker did not record an outcome in time',
+        updated_at = now()
+    FROM stale
+    WHERE t.id = stale.id
+    RETURNING t.id, t.status, t.attempt
+), event AS (
+    INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
+    SELECT id, 'sweeper', 'sending', status, attempt, 'lease expired' FROM moved
+)
+SELECT id, status FROM moved
+"""
+
+_REQUEUE_SQL = """
+UPDATE tasks t SET enqueued_at = now()
+FROM (
+    SELECT id FROM tasks
+    WHERE status = 'pending' AND next_attempt_at <= now()
+      AND (coalesce(enqueued_at, created_at) < next_attempt_at
+           OR coalesce(enqueued_at, created_at) < now() - make_interval(secs => $2))
+    ORDER BY priority DESC, next_attempt_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE t.id = due.id
+RETURNING t.id, t.correlation_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    leases_expired: int
+    requeued: int
+
+
+class Sweeper:
+    def __init__(self, pool: Any, hints: Hints, settings: Settings) -> None:
+        self.pool = pool
+        self.hints = hints
+        self.settings = settings
+
+    async def sweep_once(self) -> SweepResult:
+        batch = self.settings.sweep_batch_size
+        expired = await self.pool.fetch(_EXPIRE_LEASES_SQL, batch)
+        for row in expired:
+            log.warning("lease_expired", task_id=row["id"], status=row["status"])
+        requeued: list[Any] = []
+        if await self.hints.queue_length() < self.settings.sweep_max_queue_length:
+            # The hints go out after the commit; a crash in between leaves enqueued_at
+            # fresh, and the next pass after requeue_after_seconds covers the task again.
+            requeued = await self.pool.fetch(
+                _REQUEUE_SQL, batch, float(self.settings.requeue_after_seconds)
+            )
+            await self.hints.push([(r["id"], r["correlation_id"]) for r in requeued])
+        return SweepResult(len(expired), len(requeued))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep every `sweep_interval_seconds` until `stop` is set; errors are only logged."""
+        while not stop.is_set():
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweep_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.sweep_interval_seconds)

@@ -1,0 +1,77 @@
+"""The aiogram sender: one `Bot` per process, pointed at Telegram or any Bot API server.
+
+A task's `content` (stored at intake) holds sendMessage's parameters besides chat_id:
+
+    {"text": "...", "parse_mode": "HTML" | "MarkdownV2", "disable_notification": bool,
+     "protect_content": bool, "link_preview": bool (default false: previews off),
+     "message_thread_id": int, "buttons": [[{"text": "...", "url": "https://..."}]]}
+
+The base URL is injected (`HERALD_TELEGRAM_API_URL`), so tests and benchmarks point the
+real aiogram client at the emulator instead of patching it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.methods import SendMessage
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+
+from herald.config import Settings
+
+
+def make_bot(settings: Settings, *, connections: int = 100) -> Bot:
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(settings.telegram_api_url),
+        timeout=settings.telegram_timeout,
+        limit=connections,
+    )
+    return Bot(settings.bot_token, session=session)
+
+
+def chat_ref(chat_id: str) -> int | str:
+    """Numeric ids go as integers, `@channel` usernames as they are."""
+    try:
+        return int(chat_id)
+    except ValueError:
+        return chat_id
+
+
+def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
+    buttons = content.get("buttons")
+    markup = (
+        InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=b["text"], url=b["url"]) for b in row] for row in buttons
+            ]
+        )
+        if buttons
+        else None
+    )
+    return SendMessage(
+        chat_id=chat_ref(chat_id),
+        text=content["text"],
+        parse_mode=content.get("parse_mode"),
+        disable_notification=content.get("disable_notification"),
+        protect_content=content.get("protect_content"),
+        message_thread_id=content.get("message_thread_id"),
+        link_preview_options=LinkPreviewOptions(is_disabled=not content.get("link_preview", False)),
+        reply_markup=markup,
+    )
+
+
+class TelegramSender:
+    """Sends one message and returns Telegram's message_id; aiogram's exceptions pass through."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: str, content: dict[str, Any]) -> int:
+        message = await self.bot(build_send_message(chat_id, content))
+        return message.message_id
+
+    async def close(self) -> None:
+        await self.bot.session.close()

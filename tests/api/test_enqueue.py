@@ -1,0 +1,124 @@
+"""The task id goes to the queue only after the commit; a failed push loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import orjson
+from redis.asyncio import Redis
+
+from herald.api.app import create_app
+from herald.queue import DELIVER_TASK_NAME
+from tests.api.conftest import TEXT_TASK, Api, running
+from tests.conftest import REDIS_URL, make_settings
+
+
+async def test_enqueue_sees_the_committed_task(api: Api) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def check_committed(task_ids: Sequence[int]) -> None:
+        # Another connection: only a committed row is visible to it.
+        async with api.pool.acquire() as conn:
+            for task_id in task_ids:
+                row = await conn.fetchrow(
+                    "SELECT status, (SELECT count(*) FROM task_events e WHERE e.task_id = t.id) n"
+                    " FROM tasks t WHERE id = $1",
+                    task_id,
+                )
+                seen.append((row["status"], row["n"]))
+
+    api.queue.hook = check_committed
+    resp = await api.post_task(TEXT_TASK, key="c")
+    assert resp.status_code == 201
+    assert seen == [("pending", 1)]
+
+
+async def test_no_enqueue_when_the_transaction_rolls_back(api: Api) -> None:
+    # Make the audit insert fail inside intake's statement: the task insert rolls back too.
+    await api.pool.execute(
+        """
+        CREATE OR REPLACE FUNCTION refuse_event() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER refuse_event BEFORE INSERT ON task_events
+        FOR EACH ROW EXECUTE FUNCTION refuse_event();
+        """
+    )
+    try:
+        resp = await api.post_task(TEXT_TASK, key="r")
+        assert resp.status_code == 500
+        assert resp.json()["error"]["code"] == "internal_error"
+        batch = await api.client.post(
+            "/api/tasks/batch",
+            json={"items": [{"idempotency_key": "b", **TEXT_TASK}]},
+            headers=api.auth(),
+        )
+        assert batch.status_code == 500
+    finally:
+        await api.pool.execute("DROP TRIGGER refuse_event ON task_events")
+    assert await api.count() == 0
+    assert api.queue.calls == []
+
+
+async def test_failed_push_still_accepts_and_clears_enqueued_at(api: Api) -> None:
+    async def redis_down(task_ids: Sequence[int]) -> None:
+        raise ConnectionError("redis is down")
+
+    api.queue.hook = redis_down
+    resp = await api.post_task(TEXT_TASK, key="f")
+    assert resp.status_code == 201
+    row = await api.pool.fetchrow("SELECT status, enqueued_at FROM tasks")
+    assert row["status"] == "pending"
+    assert row["enqueued_at"] is None  # the sweeper takes it at its next pass
+
+
+async def test_concurrent_requests_share_pushes(api: Api) -> None:
+    responses = await asyncio.gather(*(api.post_task(TEXT_TASK, key=f"k{i}") for i in range(40)))
+    assert all(r.status_code == 201 for r in responses)
+    assert sorted(api.queue.ids) == sorted(r.json()["id"] for r in responses)
+    # Each request keeps its own correlation id even when pushed together.
+    by_id = {i: cid for ids, cid in api.queue.calls for i in ids}
+    assert all(by_id[r.json()["id"]] == r.headers["x-request-id"] for r in responses)
+
+
+async def test_real_broker_gets_one_taskiq_message_per_task(database_url: str) -> None:
+    settings = make_settings(database_url)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        app = create_app(settings)  # builds and starts workers.broker's list broker
+        async with running(app) as client:
+            from herald.api.auth import mint_token
+
+            token = mint_token(settings, "billing", ["tasks:write"])
+            headers = {"Authorization": f"Bearer {token}"}
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/tasks",
+                        json=TEXT_TASK,
+                        headers={
+                            **headers,
+                            "Idempotency-Key": f"real-{i}",
+                            "X-Request-ID": f"r{i}",
+                        },
+                    )
+                    for i in range(5)
+                )
+            )
+            broker = app.state.gateway.enqueuer._queue.broker
+            raw = await redis.lrange(settings.queue_name, 0, -1)
+            # What the worker will see: its own formatter reads our messages back.
+            parsed = [broker.formatter.loads(m) for m in raw]
+            ids = sorted(r.json()["id"] for r in responses)
+            assert sorted(m.args[0] for m in parsed) == ids
+            assert all(m.task_name == DELIVER_TASK_NAME and m.kwargs == {} for m in parsed)
+            assert len({m.task_id for m in parsed}) == 5
+        messages = [orjson.loads(m) for m in raw]
+        assert sorted(m["args"][0] for m in messages) == sorted(r.json()["id"] for r in responses)
+        assert {m["task_name"] for m in messages} == {DELIVER_TASK_NAME}
+        assert sorted(m["labels"]["correlation_id"] for m in messages) == [
+            f"r{i}" for i in range(5)
+        ]
+    finally:
+        await redis.delete(settings.queue_name)
+        await redis.aclose()

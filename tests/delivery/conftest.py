@@ -1,0 +1,151 @@
+"""Delivery fixtures: an asyncpg pool over the session's database, a Redis client, the
+emulator, a helper that inserts tasks the way the gateway stores them, and a factory for
+in-process deliverers (the worker's pipeline without taskiq around it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from herald.config import Settings
+from herald.db.pool import create_pool
+from herald.delivery.hints import Hints
+from herald.delivery.pipeline import Deliverer, worker_identity
+from herald.delivery.ratelimit import RateLimiter
+from herald.emulator.testing import EmulatorHandle, run_emulator
+from herald.telegram.sender import TelegramSender, make_bot
+from tests.conftest import REDIS_URL, make_settings
+from workers.broker import make_broker
+
+InsertTask = Callable[..., Awaitable[int]]
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[Any]:
+    p = await create_pool(make_settings(database_url), max_size=10)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def db(pool: Any) -> Any:
+    """The pool, over empty tables."""
+    await pool.execute("TRUNCATE task_events, tasks RESTART IDENTITY CASCADE")
+    return pool
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{settings.queue_name}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def emulator_session() -> AsyncIterator[EmulatorHandle]:
+    async with run_emulator(limits=False) as handle:
+        yield handle
+
+
+@pytest.fixture
+def tg(emulator_session: EmulatorHandle) -> Iterator[EmulatorHandle]:
+    """The session's emulator, reset: no messages, no faults, no limits."""
+    emulator_session.reset()
+    yield emulator_session
+    emulator_session.reset()
+
+
+async def insert_task(
+    pool: Any,
+    chat_id: int | str = 42,
+    text: str = "hello",
+    *,
+    priority: int = 0,
+    send_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    delivery: str = "exactly_once",
+    max_attempts: int = 5,
+    client: str = "tests",
+    key: str | None = None,
+) -> int:
+    """Insert a pending task as intake does; returns its id."""
+    task_id: int = await pool.fetchval(
+        """
+        INSERT INTO tasks (client, idempotency_key, request_hash, chat_id, content, priority,
+                           delivery, send_at, expires_at, max_attempts, next_attempt_at,
+                           enqueued_at)
+        VALUES ($1, coalesce($2, gen_random_uuid()::text), '\\x00', $3, $4::jsonb, $5, $6,
+                $7, $8, $9, coalesce($7, now()), now())
+        RETURNING id
+        """,
+        client,
+        key,
+        str(chat_id),
+        {"text": text},
+        priority,
+        delivery,
+        send_at,
+        expires_at,
+        max_attempts,
+    )
+    return task_id
+
+
+@pytest.fixture
+async def make_deliverer(
+    settings: Settings, pool: Any, redis: Redis, tg: EmulatorHandle
+) -> AsyncIterator[Callable[..., Awaitable[Deliverer]]]:
+    """Build a deliverer against the emulator; closed at the end of the test."""
+    made: list[Deliverer] = []
+
+    async def build(**overrides: Any) -> Deliverer:
+        values: dict[str, Any] = {
+            "telegram_api_url": tg.base_url,
+            "queue_name": settings.queue_name,
+            "rate_global_per_second": 0,
+            "rate_chat_per_second": 0,
+            "rate_group_per_minute": 0,
+            "telegram_timeout": 2.0,
+        }
+        values.update(overrides)
+        s = make_settings(settings.database_url, **values)
+        limiter = RateLimiter(redis, s)
+        deliverer = Deliverer(
+            settings=s,
+            pool=pool,
+            sender=TelegramSender(make_bot(s)),
+            hints=Hints(redis, make_broker(s), s.queue_name),
+            limiter=limiter if limiter.enabled else None,
+            owner=worker_identity(),
+        )
+        made.append(deliverer)
+        return deliverer
+
+    yield build
+    for d in made:
+        await d.hints.close()
+        await d.sender.close()
+
+
+async def task_row(pool: Any, task_id: int) -> Any:
+    return await pool.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id)
+
+
+async def events(pool: Any, task_id: int) -> list[tuple[str | None, str, str | None]]:
+    rows = await pool.fetch(
+        "SELECT from_status, to_status, reason FROM task_events WHERE task_id = $1 ORDER BY id",
+        task_id,
+    )
+    return [(r["from_status"], r["to_status"], r["reason"]) for r in rows]
+
+
+async def make_due(pool: Any, task_id: int) -> None:
+    """Skip a backoff or deferral instead of sleeping through it."""
+    await pool.execute("UPDATE tasks SET next_attempt_at = now() WHERE id = $1", task_id)
