@@ -44,6 +44,18 @@ async def test_pipelined_requests_are_answered_in_order_even_when_one_is_late(
     assert [m["text"] for m in telegram_emulator.messages()] == ["second", "last"]
 
 
+async def test_a_long_pipeline_behind_a_slow_request_is_read_in_turn(
+    telegram_emulator: EmulatorHandle,
+) -> None:
+    # More requests than the server queues: it stops reading, then catches up.
+    late = b"GET /control/messages/wait?count=1&timeout=0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
+    burst = b"".join(_post(f"m{i}") for i in range(200))
+    data = await _exchange(telegram_emulator, late + burst + _post("end", close=True))
+    assert data.count(b"HTTP/1.1 200 OK") == 201
+    texts = [m["text"] for m in telegram_emulator.messages()]
+    assert texts == [f"m{i}" for i in range(200)] + ["end"]
+
+
 async def test_expect_100_continue(telegram_emulator: EmulatorHandle) -> None:
     request = _post("hi", close=True).replace(
         b"Host: x\r\n", b"Host: x\r\nExpect: 100-continue\r\n"

@@ -24,6 +24,8 @@ import structlog
 logger = structlog.get_logger(__name__)
 
 MAX_BODY = 60 * 1024 * 1024  # uploads to the Bot API are capped at 50 MB
+# Pipelined requests queued behind a slow one before the connection stops being read.
+MAX_PENDING = 64
 
 
 @dataclass(slots=True)
@@ -96,6 +98,7 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
+        self._write_paused = False
 
     # --- asyncio ---------------------------------------------------------------------
 
@@ -110,12 +113,27 @@ class _Connection(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
 
+    def pause_writing(self) -> None:
+        # The client does not read its answers: stop reading its requests until it does.
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if self._write_paused or len(self._pending) >= MAX_PENDING:
+            self._transport.pause_reading()
+        else:
+            self._transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._fail(400, b'{"ok":false,"error_code":400,"description":"Bad Request"}')
-        except httptools.HttpParserUpgrade:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self._fail(400, b'{"ok":false,"error_code":400,"description":"Bad Request"}')
 
     def close(self) -> None:
@@ -163,6 +181,8 @@ class _Connection(asyncio.Protocol):
         )
         if self._task is not None or self._pending:
             self._pending.append(request)  # pipelined: answered in order
+            if len(self._pending) >= MAX_PENDING:
+                self._update_reading()
         else:
             self._handle(request)
 
@@ -189,6 +209,7 @@ class _Connection(asyncio.Protocol):
         self._respond(request, result)
         while self._pending and self._task is None and self._transport is not None:
             self._handle(self._pending.popleft())
+        self._update_reading()
 
     def _respond(self, request: Request, response: Answer) -> None:
         transport = self._transport
