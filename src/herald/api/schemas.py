@@ -85,7 +85,7 @@ class TaskIn(BaseModel):
     parse_mode: Literal["HTML", "MarkdownV2"] | None = None
     disable_notification: StrictBool = False
     protect_content: StrictBool = False
-    disable_link_preview: StrictBool = False
+    link_preview: StrictBool = Field(False, description="show a link preview (off by default)")
     buttons: list[list[Button]] | None = Field(None, description="inline URL buttons, in rows")
     message_thread_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
     send_at: AwareDatetime | None = None
@@ -201,7 +201,7 @@ _CONTENT_FIELDS = (
     "parse_mode",
     "disable_notification",
     "protect_content",
-    "disable_link_preview",
+    "link_preview",
     "message_thread_id",
 )  # and "buttons", dumped apart
 
@@ -255,7 +255,7 @@ class TaskOut(BaseModel):
     parse_mode: str | None = None
     disable_notification: bool = False
     protect_content: bool = False
-    disable_link_preview: bool = False
+    link_preview: bool = False
     buttons: list[list[Button]] | None = None
     message_thread_id: int | None = None
     send_at: datetime | None
