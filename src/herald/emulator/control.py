@@ -93,6 +93,10 @@ async def get_received(request: web.Request) -> web.Response:
     return _json({"received": _emulator(request).received})
 
 
+async def stats(request: web.Request) -> web.Response:
+    return _json(_emulator(request).stats())
+
+
 async def reset(request: web.Request) -> web.Response:
     _emulator(request).reset()
     return _json({"ok": True})
@@ -168,6 +172,7 @@ def add_control_routes(app: web.Application) -> None:
     router.add_get("/control/messages", get_messages)
     router.add_get("/control/messages/wait", wait_messages)
     router.add_get("/control/received", get_received)
+    router.add_get("/control/stats", stats)
     router.add_post("/control/reset", reset)
     router.add_post("/control/chats/{chat_id}/block", block)
     router.add_post("/control/chats/{chat_id}/missing", missing)
