@@ -63,7 +63,7 @@ def wait_status(http: httpx.Client, task_id: int, status: str) -> dict[str, Any]
         task: dict[str, Any] = http.get(f"/api/tasks/{task_id}").json()
         return task if task["status"] == status else None
 
-    return until(check, 30, f"task {task_id} to be {status}")
+    return until(check, 60, f"task {task_id} to be {status}")
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -97,7 +97,7 @@ async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
         ids = [post_task(http, chat, f"metrics {chat}")["id"] for chat in chats]
         async with RemoteEmulator(run.emulator_url) as emulator:
             for chat in chats:
-                await emulator.wait_messages(1, timeout=30, chat_id=chat)
+                await emulator.wait_messages(1, timeout=60, chat_id=chat)
         for task_id in ids:
             wait_status(http, task_id, "delivered")
         delivered_in_db = count_tasks(http, "delivered")
@@ -136,7 +136,7 @@ async def test_the_printed_pages_and_curl_example_work(runs: list[DevRun]) -> No
     assert status == "201"
     task = json.loads(body)
     async with RemoteEmulator(run.emulator_url) as emulator:
-        [message] = await emulator.wait_messages(1, timeout=30, chat_id=task["chat_id"])
+        [message] = await emulator.wait_messages(1, timeout=60, chat_id=task["chat_id"])
     assert message["text"] == "Hello from Herald"
 
 
@@ -148,7 +148,7 @@ async def test_dev_runs_unconfigured_delivers_and_keeps_tasks_across_restarts(
     with client(first) as http:
         task = post_task(http, 720_001, "hello from dev mode", **{"X-Request-ID": request_id})
         async with RemoteEmulator(first.emulator_url) as emulator:
-            [message] = await emulator.wait_messages(1, timeout=30, chat_id=720_001)
+            [message] = await emulator.wait_messages(1, timeout=60, chat_id=720_001)
         assert message["text"] == "hello from dev mode"
         delivered = wait_status(http, task["id"], "delivered")
     assert delivered["telegram_message_id"] == message["message_id"]
@@ -176,7 +176,7 @@ async def test_dev_runs_unconfigured_delivers_and_keeps_tasks_across_restarts(
         assert kept["telegram_message_id"] == message["message_id"]
         after_restart = post_task(http, 720_002, "after the restart")
         async with RemoteEmulator(second.emulator_url) as emulator:
-            await emulator.wait_messages(1, timeout=30, chat_id=720_002)
+            await emulator.wait_messages(1, timeout=60, chat_id=720_002)
             wait_status(http, after_restart["id"], "delivered")
             # Nothing already delivered was sent again by the new run.
             assert [m["text"] for m in await emulator.messages()] == ["after the restart"]
