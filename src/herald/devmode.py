@@ -136,8 +136,8 @@ class DevStack:
                 "--port", str(port),
                 "--token", EMULATOR_BOT_TOKEN,
             )  # fmt: skip
-            self._wait_http(self.emulator_url + "/", "emulator")
 
+        # The emulator starts while migrations run: each child spends seconds importing.
         self._step("applying migrations")
         self._spawn("migrate", "migrate")
         code = self._wait_exit("migrate")
@@ -156,6 +156,8 @@ class DevStack:
             "--metrics-host", host,
             "--metrics-port", str(metrics_port),
         )  # fmt: skip
+        if self.emulator_url:
+            self._wait_http(self.emulator_url + "/", "emulator")
         self._step("waiting for the gateway to be ready")
         self._wait_http(self.api_url + "/ready", "api")
         self._step("waiting for the worker to be ready")
