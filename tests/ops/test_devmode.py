@@ -93,14 +93,20 @@ async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
     worker_before = scrape(run.worker_metrics_url)
     chats = [710_001, 710_002, 710_003]  # one task a chat: the per-chat limit never waits
 
+    missing_chat = 710_404  # Telegram answers 400 "chat not found": a permanent failure
+
     with client(run) as http:
-        ids = [post_task(http, chat, f"metrics {chat}")["id"] for chat in chats]
         async with RemoteEmulator(run.emulator_url) as emulator:
+            await emulator.set_missing(missing_chat)
+            ids = [post_task(http, chat, f"metrics {chat}")["id"] for chat in chats]
+            failed_id = post_task(http, missing_chat, "to nowhere")["id"]
             for chat in chats:
                 await emulator.wait_messages(1, timeout=60, chat_id=chat)
         for task_id in ids:
             wait_status(http, task_id, "delivered")
+        wait_status(http, failed_id, "failed")
         delivered_in_db = count_tasks(http, "delivered")
+        failed_in_db = count_tasks(http, "failed")
 
     gateway = scrape(run.api_url + "/metrics")
     worker = scrape(run.worker_metrics_url)
@@ -108,11 +114,16 @@ async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
     def delta(after: dict[Any, float], before: dict[Any, float], key: Any) -> float:
         return after[key] - before.get(key, 0.0)
 
-    assert delta(gateway, gateway_before, ("herald_tasks_created_total", ())) == len(ids)
+    assert delta(gateway, gateway_before, ("herald_tasks_created_total", ())) == len(ids) + 1
     assert gateway[("herald_tasks", (("status", "delivered"),))] == delivered_in_db
+    assert gateway[("herald_tasks", (("status", "failed"),))] == failed_in_db >= 1
     assert gateway[("herald_tasks", (("status", "pending"),))] == 0
+    assert gateway[("herald_tasks_due", ())] == 0
     delivered = ("herald_deliveries_total", (("outcome", "delivered"),))
     assert delta(worker, worker_before, delivered) == len(ids)
+    failed = ("herald_deliveries_total", (("outcome", "failed"),))
+    assert delta(worker, worker_before, failed) == 1
+    assert delta(worker, worker_before, ("herald_telegram_errors_total", (("code", "400"),))) == 1
     latency = ("herald_delivery_latency_seconds_count", ())
     assert delta(worker, worker_before, latency) == len(ids)
 
