@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -36,6 +37,15 @@ async def test_fault_5xx_is_a_server_error(
         await bot.send_message(1, "hi")
     assert telegram_emulator.messages() == []
     assert telegram_emulator.received[-1]["status"] == status
+
+
+async def test_proxy_502_is_not_json(telegram_emulator: EmulatorHandle, bot: Bot) -> None:
+    telegram_emulator.set_faults(rate_proxy_502=1.0)
+    with pytest.raises(ClientDecodeError) as caught:
+        await bot.send_message(1, "x")
+    assert "502 Bad Gateway" in str(caught.value.data)
+    assert telegram_emulator.messages() == []
+    assert telegram_emulator.received[-1]["outcome"] == "fault_proxy_502"
 
 
 async def test_faults_spare_methods_that_send_nothing(
