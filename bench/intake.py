@@ -126,6 +126,11 @@ def main() -> int:
     parser.add_argument("--batch-duration", type=float, default=10)
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument(
+        "--baseline-no-reset",
+        action="store_true",
+        help="the baseline's pool skips asyncpg's reset query too, as Herald's does",
+    )
     args = parser.parse_args()
 
     db_url = f"{PG}/herald_bench_{secrets.token_hex(4)}"
@@ -152,7 +157,11 @@ def main() -> int:
                 "warning",
             ],
             cwd=ROOT,
-            env={**os.environ, "BASELINE_DSN": asyncpg_dsn(db_url)},
+            env={
+                **os.environ,
+                "BASELINE_DSN": asyncpg_dsn(db_url),
+                "BASELINE_NO_RESET": "1" if args.baseline_no_reset else "0",
+            },
         ),
         subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, f"{py}/herald", "api", "--port", str(herald_port)],

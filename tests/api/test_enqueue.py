@@ -69,7 +69,7 @@ async def test_failed_push_still_accepts_and_clears_enqueued_at(api: Api) -> Non
     assert resp.status_code == 201
     row = await api.pool.fetchrow("SELECT status, enqueued_at FROM tasks")
     assert row["status"] == "pending"
-    assert row["enqueued_at"] is None  # the sweeper takes it at its next pass
+    assert row["enqueued_at"] is None  # never handed over: the sweeper re-enqueues it
 
 
 async def test_concurrent_requests_share_pushes(api: Api) -> None:

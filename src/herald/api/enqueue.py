@@ -6,7 +6,7 @@ together: with taskiq-redis's list broker, one LPUSH carries all their messages,
 of one round trip to Redis per task.
 
 A failed push never fails the request (the task is committed): the ids' `enqueued_at`
-is cleared so the sweeper re-enqueues them at its next pass.
+is cleared (they were never handed over), and the sweeper re-enqueues them.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ async def insert_tasks(
 
 
 async def clear_enqueued(pool: Any, task_ids: Sequence[int]) -> None:
-    """The push to the queue failed: say so, so the sweeper picks these tasks up at once."""
+    """The push to the queue failed: record that these tasks were never handed over."""
     await pool.execute(
         "UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1::bigint[]) AND status = 'pending'",
         list(task_ids),

@@ -1,12 +1,13 @@
 """The aiogram sender: one `Bot` per process, pointed at Telegram or any Bot API server.
 
-A task's `content` (built at intake, `herald.api.schemas.TaskIn.content`) holds the
-method's parameters besides chat_id; absent keys mean Telegram's defaults:
+A task's `content` (stored at intake) holds sendMessage's parameters besides chat_id:
 
-    {"text": "..."} or {"photo": url_or_file_id} or {"document": ...}, with "caption",
-    "parse_mode" ("HTML" | "MarkdownV2"), "disable_notification", "protect_content",
-    "disable_link_preview", "message_thread_id",
-    "buttons": [[{"text": "...", "url": "https://..."}]]
+    {"text": "...", "parse_mode": "HTML" | "MarkdownV2", "disable_notification": bool,
+     "protect_content": bool, "link_preview": bool (default false: previews off),
+     "message_thread_id": int, "buttons": [[{"text": "...", "url": "https://..."}]]}
+
+or, instead of "text", "photo" or "document" (a URL or file_id) with an optional
+"caption": sent with sendPhoto / sendDocument (the gateway checks the caption's length).
 
 The base URL is injected (`HERALD_TELEGRAM_API_URL`), so tests and benchmarks point the
 real aiogram client at the emulator instead of patching it.
@@ -43,20 +44,37 @@ def chat_ref(chat_id: str) -> int | str:
 
 
 def _markup(content: dict[str, Any]) -> InlineKeyboardMarkup | None:
-    rows = content.get("buttons")
-    if not rows:
+    buttons = content.get("buttons")
+    if not buttons:
         return None
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=b["text"], url=b["url"]) for b in row] for row in rows
+            [InlineKeyboardButton(text=b["text"], url=b["url"]) for b in row] for row in buttons
         ]
     )
 
 
-def build_method(chat_id: str, content: dict[str, Any]) -> SendMessage | SendPhoto | SendDocument:
-    """The Bot API call for one task: sendMessage, or sendPhoto / sendDocument for media."""
+def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
+    markup = _markup(content)
+    return SendMessage(
+        chat_id=chat_ref(chat_id),
+        text=content["text"],
+        parse_mode=content.get("parse_mode"),
+        disable_notification=content.get("disable_notification"),
+        protect_content=content.get("protect_content"),
+        message_thread_id=content.get("message_thread_id"),
+        link_preview_options=LinkPreviewOptions(is_disabled=not content.get("link_preview", False)),
+        reply_markup=markup,
+    )
+
+
+def build_request(chat_id: str, content: dict[str, Any]) -> SendMessage | SendPhoto | SendDocument:
+    """sendMessage for text; sendPhoto / sendDocument (URL or file_id, optional caption)."""
+    if "photo" not in content and "document" not in content:
+        return build_send_message(chat_id, content)
     common: dict[str, Any] = {
         "chat_id": chat_ref(chat_id),
+        "caption": content.get("caption"),
         "parse_mode": content.get("parse_mode"),
         "disable_notification": content.get("disable_notification"),
         "protect_content": content.get("protect_content"),
@@ -64,12 +82,8 @@ def build_method(chat_id: str, content: dict[str, Any]) -> SendMessage | SendPho
         "reply_markup": _markup(content),
     }
     if "photo" in content:
-        return SendPhoto(photo=content["photo"], caption=content.get("caption"), **common)
-    if "document" in content:
-        return SendDocument(document=content["document"], caption=content.get("caption"), **common)
-    if content.get("disable_link_preview"):
-        common["link_preview_options"] = LinkPreviewOptions(is_disabled=True)
-    return SendMessage(text=content["text"], **common)
+        return SendPhoto(photo=content["photo"], **common)
+    return SendDocument(document=content["document"], **common)
 
 
 class TelegramSender:
@@ -79,7 +93,7 @@ class TelegramSender:
         self.bot = bot
 
     async def send(self, chat_id: str, content: dict[str, Any]) -> int:
-        message = await self.bot(build_method(chat_id, content))
+        message = await self.bot(build_request(chat_id, content))
         return message.message_id
 
     async def close(self) -> None:
