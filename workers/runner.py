@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         modules=["workers.tasks"],
         workers=args.workers,
         max_async_tasks=args.max_async_tasks,
+        # The task takes one int from JSON: pydantic's check of it per message costs CPU.
+        no_parse=True,
         # In-flight sends end within the Telegram timeout; a reserved rate-limit slot
         # may add its wait. Past that the process exits and the sweeper takes over.
         wait_tasks_timeout=settings.telegram_timeout + settings.rate_max_wait_seconds + 1,

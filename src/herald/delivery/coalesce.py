@@ -21,19 +21,29 @@ class Coalescer(Generic[In, Out]):
     """`await submit(item)` runs `run_batch([... item ...])` and returns item's result."""
 
     def __init__(
-        self, run_batch: Callable[[list[In]], Awaitable[Sequence[Out]]], max_batch: int = 64
+        self,
+        run_batch: Callable[[list[In]], Awaitable[Sequence[Out]]],
+        max_batch: int = 64,
+        in_flight: int = 4,
     ) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
+        # A few batches may be on their way at once: one at a time would make every call
+        # wait for the statement before its own, whatever the database's spare capacity.
+        self._in_flight = in_flight
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._active = 0  # flushers started and not yet past their last batch
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: In) -> Out:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Out] = loop.create_future()
         self._pending.append((item, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+        if self._active < self._in_flight:
+            self._active += 1
+            flusher = loop.create_task(self._flush())
+            self._tasks.add(flusher)
+            flusher.add_done_callback(self._tasks.discard)
         return await future
 
     async def _flush(self) -> None:
@@ -55,4 +65,6 @@ class Coalescer(Generic[In, Out]):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._flusher = None
+            # No await between the last look at `_pending` and here: a call that comes
+            # after sees this flusher gone and starts another.
+            self._active -= 1
