@@ -185,7 +185,8 @@ async def start_worker(
     yield start
     for proc in started:
         try:
-            await proc.stop(within=15)
+            # Bounded by the worker's wait for in-flight tasks (Telegram timeout + rate wait).
+            await proc.stop(within=30)
         finally:
             proc.kill_all()
             proc.log.close()
