@@ -8,7 +8,8 @@ other benchmarks run it), then loads it twice:
 2. aiogram's real Bot from this process, which is what Herald's workers see.
 For each it prints requests/s, what the emulator recorded (every answered request must be a
 logged message) and the emulator's CPU time per request, which is steadier than requests/s
-on a machine shared with other work. Finally it prints `uptime`.
+on a machine shared with other work; for aiogram also the client's own CPU per request.
+Finally it prints `uptime`.
 """
 
 from __future__ import annotations
@@ -132,11 +133,12 @@ async def _measure(process: subprocess.Popen[str], base_url: str, args: argparse
         else:
             print("wrk not found (apt-get install -y wrk): skipping the wrk run")
         await remote.reset()
-        cpu0 = _cpu_seconds(process.pid)
+        cpu0, client0 = _cpu_seconds(process.pid), time.process_time()
         sent, elapsed = await _run_aiogram(base_url, args.seconds, args.connections)
-        cpu = _cpu_seconds(process.pid) - cpu0
+        cpu, client = _cpu_seconds(process.pid) - cpu0, time.process_time() - client0
         recorded = (await remote.stats())["messages"]
         _report("aiogram", sent, elapsed, recorded, cpu)
+        print(f"         aiogram's own CPU {client / sent * 1e6:.0f} us/request (this process)")
         if recorded != sent:
             raise SystemExit(f"the emulator recorded {recorded} messages for {sent} sent")
 

@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     # A reserved send slot may lie this far ahead: the task waits for it in its worker slot.
     # Beyond it (a busy chat or group) the task is deferred and comes back when its scope frees.
     rate_max_wait_seconds: float = Field(10.0, ge=0)
-    rate_chat_max_wait_seconds: float = Field(1.5, ge=0)
+    # Kept below the per-chat interval: one reservation per chat at a time.
+    rate_chat_max_wait_seconds: float = Field(0.5, ge=0)
     # The sweeper skips re-enqueueing while the queue already holds this many messages.
     sweep_max_queue_length: int = Field(10_000, ge=1)
     sweep_batch_size: int = Field(1000, ge=1)

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import psutil
+import redis
+
 from herald.config import Settings
 from herald.devprocess import spawn, stop_process
 from herald.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
@@ -63,7 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where data is kept between runs"
     )
     parser.add_argument(
-        "--startup-timeout", type=float, default=90.0, help="seconds to wait for readiness"
+        "--startup-timeout", type=float, default=120.0, help="seconds to wait for readiness"
     )
     return parser.parse_args(argv)
 
@@ -133,8 +136,8 @@ class DevStack:
                 "--port", str(port),
                 "--token", EMULATOR_BOT_TOKEN,
             )  # fmt: skip
-            self._wait_http(self.emulator_url + "/", "emulator")
 
+        # The emulator starts while migrations run: each child spends seconds importing.
         self._step("applying migrations")
         self._spawn("migrate", "migrate")
         code = self._wait_exit("migrate")
@@ -153,8 +156,12 @@ class DevStack:
             "--metrics-host", host,
             "--metrics-port", str(metrics_port),
         )  # fmt: skip
+        if self.emulator_url:
+            self._wait_http(self.emulator_url + "/", "emulator")
         self._step("waiting for the gateway to be ready")
         self._wait_http(self.api_url + "/ready", "api")
+        self._step("waiting for the worker to be ready")
+        self._wait_workers()
 
     def _step(self, what: str) -> None:
         self._check_stop()
@@ -193,6 +200,31 @@ class DevStack:
             if time.monotonic() > deadline:
                 raise DevError(f"{name} did not answer {url} in {self.args.startup_timeout}s")
             time.sleep(0.1)
+
+    def _wait_workers(self) -> None:
+        """Until every worker process has announced itself in Redis.
+
+        Each worker process sets `{queue_name}:workers:{owner}` to its pid once its
+        connections are open (workers/tasks.py). Only pids of our own worker's children
+        count, so the keys of a previous run killed without cleanup do not.
+        """
+        settings = Settings(**_settings_overrides(self.env))  # type: ignore[arg-type]
+        client = redis.Redis.from_url(settings.redis_url)
+        parent = self.children["worker"].pid
+        deadline = time.monotonic() + self.args.startup_timeout
+        try:
+            while True:
+                self._check_stop()
+                self._check_children()
+                keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
+                pids = [int(v) for v in client.mget(keys) if v is not None] if keys else []
+                if sum(_is_child_of(pid, parent) for pid in pids) >= self.args.workers:
+                    return
+                if time.monotonic() > deadline:
+                    raise DevError(f"the worker was not ready in {self.args.startup_timeout}s")
+                time.sleep(0.1)
+        finally:
+            client.close()
 
     def _check_children(self) -> None:
         for name, proc in self.children.items():
@@ -265,6 +297,13 @@ def dev_token(env: Mapping[str, str]) -> str | None:
         return mint_token(settings, "dev", DEV_TOKEN_SCOPES, ttl=DEV_TOKEN_TTL)
     except ConfigError:
         return None
+
+
+def _is_child_of(pid: int, parent: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).ppid() == parent)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _settings_overrides(env: Mapping[str, str]) -> dict[str, str]:

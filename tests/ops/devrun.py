@@ -43,7 +43,7 @@ class DevRun:
     stdout_lines: queue.Queue[str] = field(repr=False)
 
     @classmethod
-    def start(cls, data_dir: Path, cwd: Path, timeout: float = 90.0) -> DevRun:
+    def start(cls, data_dir: Path, cwd: Path, timeout: float = 150.0) -> DevRun:
         """`herald dev` with no HERALD_ variable, on free ports; returns once it is ready."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -63,7 +63,7 @@ def wait_status(http: httpx.Client, task_id: int, status: str) -> dict[str, Any]
         task: dict[str, Any] = http.get(f"/api/tasks/{task_id}").json()
         return task if task["status"] == status else None
 
-    return until(check, 30, f"task {task_id} to be {status}")
+    return until(check, 60, f"task {task_id} to be {status}")
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -93,14 +93,20 @@ async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
     worker_before = scrape(run.worker_metrics_url)
     chats = [710_001, 710_002, 710_003]  # one task a chat: the per-chat limit never waits
 
+    missing_chat = 710_404  # Telegram answers 400 "chat not found": a permanent failure
+
     with client(run) as http:
-        ids = [post_task(http, chat, f"metrics {chat}")["id"] for chat in chats]
         async with RemoteEmulator(run.emulator_url) as emulator:
+            await emulator.set_missing(missing_chat)
+            ids = [post_task(http, chat, f"metrics {chat}")["id"] for chat in chats]
+            failed_id = post_task(http, missing_chat, "to nowhere")["id"]
             for chat in chats:
-                await emulator.wait_messages(1, timeout=30, chat_id=chat)
+                await emulator.wait_messages(1, timeout=60, chat_id=chat)
         for task_id in ids:
             wait_status(http, task_id, "delivered")
+        wait_status(http, failed_id, "failed")
         delivered_in_db = count_tasks(http, "delivered")
+        failed_in_db = count_tasks(http, "failed")
 
     gateway = scrape(run.api_url + "/metrics")
     worker = scrape(run.worker_metrics_url)
@@ -108,11 +114,16 @@ async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
     def delta(after: dict[Any, float], before: dict[Any, float], key: Any) -> float:
         return after[key] - before.get(key, 0.0)
 
-    assert delta(gateway, gateway_before, ("herald_tasks_created_total", ())) == len(ids)
+    assert delta(gateway, gateway_before, ("herald_tasks_created_total", ())) == len(ids) + 1
     assert gateway[("herald_tasks", (("status", "delivered"),))] == delivered_in_db
+    assert gateway[("herald_tasks", (("status", "failed"),))] == failed_in_db >= 1
     assert gateway[("herald_tasks", (("status", "pending"),))] == 0
+    assert gateway[("herald_tasks_due", ())] == 0
     delivered = ("herald_deliveries_total", (("outcome", "delivered"),))
     assert delta(worker, worker_before, delivered) == len(ids)
+    failed = ("herald_deliveries_total", (("outcome", "failed"),))
+    assert delta(worker, worker_before, failed) == 1
+    assert delta(worker, worker_before, ("herald_telegram_errors_total", (("code", "400"),))) == 1
     latency = ("herald_delivery_latency_seconds_count", ())
     assert delta(worker, worker_before, latency) == len(ids)
 
@@ -136,7 +147,7 @@ async def test_the_printed_pages_and_curl_example_work(runs: list[DevRun]) -> No
     assert status == "201"
     task = json.loads(body)
     async with RemoteEmulator(run.emulator_url) as emulator:
-        [message] = await emulator.wait_messages(1, timeout=30, chat_id=task["chat_id"])
+        [message] = await emulator.wait_messages(1, timeout=60, chat_id=task["chat_id"])
     assert message["text"] == "Hello from Herald"
 
 
@@ -148,7 +159,7 @@ async def test_dev_runs_unconfigured_delivers_and_keeps_tasks_across_restarts(
     with client(first) as http:
         task = post_task(http, 720_001, "hello from dev mode", **{"X-Request-ID": request_id})
         async with RemoteEmulator(first.emulator_url) as emulator:
-            [message] = await emulator.wait_messages(1, timeout=30, chat_id=720_001)
+            [message] = await emulator.wait_messages(1, timeout=60, chat_id=720_001)
         assert message["text"] == "hello from dev mode"
         delivered = wait_status(http, task["id"], "delivered")
     assert delivered["telegram_message_id"] == message["message_id"]
@@ -176,7 +187,7 @@ async def test_dev_runs_unconfigured_delivers_and_keeps_tasks_across_restarts(
         assert kept["telegram_message_id"] == message["message_id"]
         after_restart = post_task(http, 720_002, "after the restart")
         async with RemoteEmulator(second.emulator_url) as emulator:
-            await emulator.wait_messages(1, timeout=30, chat_id=720_002)
+            await emulator.wait_messages(1, timeout=60, chat_id=720_002)
             wait_status(http, after_restart["id"], "delivered")
             # Nothing already delivered was sent again by the new run.
             assert [m["text"] for m in await emulator.messages()] == ["after the restart"]
