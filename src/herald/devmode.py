@@ -19,10 +19,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ import psutil
 import redis
 
 from herald.config import Settings
-from herald.devprocess import spawn, stop_process
+from herald.devprocess import spawn, stop_process, wait_until
 from herald.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 DEFAULT_DATA_DIR = Path(".herald")
@@ -187,19 +186,16 @@ class DevStack:
 
     def _wait_http(self, url: str, name: str) -> None:
         """Until `url` answers 2xx, failing early if the process behind it exits."""
-        deadline = time.monotonic() + self.args.startup_timeout
-        while True:
-            self._check_stop()
-            self._check_children()
+
+        def answers() -> bool:
+            self._check_running()
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
-                    if 200 <= response.status < 300:
-                        return
+                    return bool(200 <= response.status < 300)
             except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise DevError(f"{name} did not answer {url} in {self.args.startup_timeout}s")
-            time.sleep(0.1)
+                return False
+
+        self._wait(answers, f"{name} at {url}")
 
     def _wait_workers(self) -> None:
         """Until every worker process has announced itself in Redis.
@@ -211,20 +207,27 @@ class DevStack:
         settings = Settings(**_settings_overrides(self.env))  # type: ignore[arg-type]
         client = redis.Redis.from_url(settings.redis_url)
         parent = self.children["worker"].pid
-        deadline = time.monotonic() + self.args.startup_timeout
+
+        def announced() -> bool:
+            self._check_running()
+            keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
+            pids = [int(v) for v in client.mget(keys) if v is not None] if keys else []
+            return sum(_is_child_of(pid, parent) for pid in pids) >= int(self.args.workers)
+
         try:
-            while True:
-                self._check_stop()
-                self._check_children()
-                keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
-                pids = [int(v) for v in client.mget(keys) if v is not None] if keys else []
-                if sum(_is_child_of(pid, parent) for pid in pids) >= self.args.workers:
-                    return
-                if time.monotonic() > deadline:
-                    raise DevError(f"the worker was not ready in {self.args.startup_timeout}s")
-                time.sleep(0.1)
+            self._wait(announced, "the worker")
         finally:
             client.close()
+
+    def _wait(self, ready: Callable[[], bool], what: str) -> None:
+        try:
+            wait_until(ready, self.args.startup_timeout, what)
+        except TimeoutError as exc:
+            raise DevError(str(exc)) from None
+
+    def _check_running(self) -> None:
+        self._check_stop()
+        self._check_children()
 
     def _check_children(self) -> None:
         for name, proc in self.children.items():
