@@ -13,6 +13,7 @@ finish and are recorded), the emulator and the embedded servers; the data folder
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import secrets
 import signal
@@ -96,6 +97,7 @@ class DevStack:
     redis: EmbeddedRedis | None = None
     api_url: str = ""
     worker_metrics_url: str = ""
+    _lock_fd: int | None = None
     emulator_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -104,6 +106,7 @@ class DevStack:
     # --- start ------------------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
         given = self.settings.model_fields_set
         env = dict(os.environ)
         env["HERALD_DEV_MODE"] = "true"
@@ -161,6 +164,17 @@ class DevStack:
         self._wait_http(self.api_url + "/ready", "api")
         self._step("waiting for the worker to be ready")
         self._wait_workers()
+
+    def _lock_data_dir(self) -> None:
+        """One `herald dev` per data folder: a second would share its PostgreSQL and
+        fight over its Redis snapshot. The lock goes with the process, however it ends."""
+        fd = os.open(self.data_dir / "dev.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DevError(f"another herald dev is running with {self.data_dir}") from None
+        self._lock_fd = fd
 
     def _step(self, what: str) -> None:
         self._check_stop()
@@ -255,6 +269,9 @@ class DevStack:
             self.redis.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def banner(stack: DevStack, token: str | None) -> str:
