@@ -76,6 +76,8 @@ def make_broker(settings: Settings) -> AsyncBroker:
         queue_name=settings.queue_name,
         max_connection_pool_size=64,
         fetch_batch=settings.worker_fetch_batch,
+        # Named, so CLIENT LIST shows which connections wait on which queue.
+        client_name=f"herald-queue:{settings.queue_name}",
     ).with_middlewares(CorrelationMiddleware())
 
 

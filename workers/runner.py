@@ -53,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from taskiq.cli.worker.args import WorkerArgs
     from taskiq.cli.worker.run import run_worker
 
+    # Import the tasks (and aiogram, whose models take seconds to build) once, here:
+    # the forked processes inherit them and start at once, also when one is restarted.
+    import workers.tasks  # noqa: F401
+
     worker_args = WorkerArgs(
         broker="workers.broker:broker",
         modules=["workers.tasks"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from herald.api.errors import error_response
 from herald.api.responses import OrjsonResponse
@@ -40,7 +40,12 @@ async def ready(request: Request) -> Response:
     return error_response(503, "not_ready", "a dependency is not answering", checks)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    # Documented as the text it is (schemathesis caught the default, application/json).
+    response_class=PlainTextResponse,
+)
 async def metrics(request: Request) -> Response:
     body = await render_gateway_metrics(gateway(request).engine)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,439 @@
+"""Chaos harness: Herald's exactly-once promise under the faults production meets.
+
+    .venv/bin/python bench/chaos.py [--tasks 3000] [--workers 2] [--kill-every 3] [--json out.json]
+
+What it runs, all in subprocesses on this machine: a PostgreSQL cluster and a redis-server
+of its own (never the shared ones), `herald emulator` injecting 429, 500, 502, timeouts and
+drop-after-receive, `herald api`, and `--workers` separate `herald worker` processes.
+Producers POST every task through the gateway, retrying on any failure with the same
+Idempotency-Key, as a real producer would. Meanwhile:
+- one worker (its whole process group) is SIGKILLed every `--kill-every` seconds and
+  started again;
+- Redis is killed and restarted once (a third of the way through intake: the queue is lost);
+- PostgreSQL is crashed (`pg_ctl stop -m immediate`) and restarted once (two thirds through).
+
+Once every task is created, the kills stop and the harness waits for the drain (no task
+`pending` or `sending`), then reads the emulator's request log and the database:
+- duplicates: a task whose text reached the emulator's chat more than once;
+- losses: a task never created, still not final, or `delivered` with no message in the
+  emulator (or with another message_id than the emulator gave);
+- uncertain tasks, each explained by the ambiguous event that caused it: the last request
+  for the task met a 5xx, a timeout or a dropped connection; or its last claim belonged
+  to a worker process that was SIGKILLed (a kill mid-send). Any other is "unexplained".
+Exit status 0 when there are no duplicates, no losses and no unexplained uncertain task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stack import JWT_SECRET, Proc, Stack
+
+from herald.api.auth import mint_token
+from herald.config import Settings
+
+AMBIGUOUS_FAULTS = frozenset({"fault_500", "fault_502", "fault_timeout", "fault_drop"})
+FINAL = frozenset({"delivered", "failed", "cancelled", "uncertain"})
+_TAG = re.compile(r"chaos (\w+) #(\d+)")
+_OWNER_PID = re.compile(r"worker:[^:]*:(\d+):")
+
+
+@dataclass
+class Config:
+    tasks: int = 3000
+    workers: int = 2
+    kill_every: float = 4.0
+    producers: int = 16
+    chats: int = 200
+    rate_429: float = 0.03
+    rate_500: float = 0.01
+    rate_502: float = 0.01
+    rate_timeout: float = 0.01
+    rate_drop: float = 0.01
+    seed: int = 7
+    drain_timeout: float = 120.0
+
+
+@dataclass
+class Events:
+    """What the harness did, with times in seconds since the start."""
+
+    kills: list[dict[str, Any]] = field(default_factory=list)
+    redis_restarts: list[float] = field(default_factory=list)
+    postgres_restarts: list[float] = field(default_factory=list)
+    producer_retries: int = 0
+    producer_errors: Counter[str] = field(default_factory=Counter)
+    # (seconds since start, what) of each failed intake attempt, to set against the faults.
+    producer_error_times: list[tuple[float, str]] = field(default_factory=list)
+    intake_seconds: float = 0.0
+    drain_seconds: float = 0.0
+
+
+class Harness:
+    def __init__(self, stack: Stack, config: Config) -> None:
+        self.stack = stack
+        self.config = config
+        self.events = Events()
+        self.start = time.monotonic()
+        self.created = 0
+        self.intake_done = asyncio.Event()
+        self.milestones: dict[int, asyncio.Event] = {}
+        self.killed_pids: set[int] = set()
+        self.workers: list[Proc] = []
+        self.env: dict[str, str] = {}
+        self.api_url = ""
+        self.emulator_url = ""
+        self.token = ""
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.start, 2)
+
+    def boot(self) -> None:
+        c = self.config
+        self.stack.start_infra()
+        _, self.emulator_url = self.stack.start_emulator(
+            "--no-limits",
+            "--fault-429", str(c.rate_429),
+            "--fault-500", str(c.rate_500),
+            "--fault-502", str(c.rate_502),
+            "--fault-timeout", str(c.rate_timeout),
+            "--fault-drop", str(c.rate_drop),
+            "--timeout-seconds", "4",
+            "--seed", str(c.seed),
+        )  # fmt: skip
+        self.env = self.stack.herald_env(
+            telegram_api_url=self.emulator_url,
+            telegram_timeout=2.0,  # the emulator's timeouts last 4 s: always past it
+            lease_seconds=5.0,  # a killed worker's claims turn uncertain quickly
+            requeue_after_seconds=3.0,
+            sweep_interval_seconds=0.5,
+            backoff_base_seconds=0.2,
+            backoff_max_seconds=2.0,
+            max_attempts=20,  # certain failures (connection refused) retry, never give up
+            rate_global_per_second=1000,
+            rate_chat_per_second=0,
+            rate_group_per_minute=0,
+        )
+        self.stack.migrate(self.env)
+        _, self.api_url = self.stack.start_api(self.env)
+        for i in range(c.workers):
+            self.workers.append(self.stack.start_worker(f"worker-{i}", self.env))
+        settings = Settings(_env_file=None, jwt_secret=JWT_SECRET)  # type: ignore[call-arg]
+        self.token = mint_token(settings, "chaos", ["tasks:write"], ttl=3600)
+
+    # --- producers ---------------------------------------------------------------------
+
+    async def produce(self) -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in range(self.config.tasks):
+            queue.put_nowait(n)
+        limits = httpx.Limits(max_connections=self.config.producers)
+        async with httpx.AsyncClient(base_url=self.api_url, limits=limits, timeout=10) as client:
+            await asyncio.gather(
+                *(self._producer(client, queue) for _ in range(self.config.producers))
+            )
+        self.events.intake_seconds = self.now()
+        self.intake_done.set()
+
+    async def _producer(self, client: httpx.AsyncClient, queue: asyncio.Queue[int]) -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            body = {
+                "chat_id": 1000 + n % self.config.chats,
+                "text": f"chaos {self.stack.run_id} #{n}",
+            }
+            headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": f"chaos-{n}"}
+            delay = 0.1
+            while True:
+                try:
+                    response = await client.post("/api/tasks", json=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    self._producer_error(type(exc).__name__)
+                else:
+                    if response.status_code in (200, 201):
+                        break
+                    self._producer_error(str(response.status_code))
+                    if 400 <= response.status_code < 500 and response.status_code != 429:
+                        raise RuntimeError(f"task {n} refused: {response.text}")
+                # A producer retries with the same key: the gateway must make it one task.
+                self.events.producer_retries += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            self.created += 1
+            for count, event in self.milestones.items():
+                if self.created >= count:
+                    event.set()
+
+    async def reached(self, count: int) -> None:
+        """Wait until `count` tasks were created."""
+        event = self.milestones.setdefault(count, asyncio.Event())
+        if self.created >= count:
+            event.set()
+        await event.wait()
+
+    def _producer_error(self, what: str) -> None:
+        self.events.producer_errors[what] += 1
+        self.events.producer_error_times.append((self.now(), what))
+
+    # --- faults ------------------------------------------------------------------------
+
+    async def kill_workers(self) -> None:
+        # Round robin: the worker killed is the one that has run longest, the likeliest to
+        # be in the middle of sends.
+        turn = 0
+        while not self.intake_done.is_set():
+            try:
+                await asyncio.wait_for(self.intake_done.wait(), self.config.kill_every)
+                return
+            except TimeoutError:
+                pass
+            i = turn % len(self.workers)
+            turn += 1
+            old = self.workers[i]
+            pids = old.kill()
+            await asyncio.to_thread(old.popen.wait)
+            self.killed_pids.update(pids)
+            self.workers[i] = self.stack.start_worker(f"worker-{i}", self.env)
+            self.events.kills.append({"at": self.now(), "worker": i, "pids": pids})
+
+    async def restart_backends(self) -> None:
+        total = self.config.tasks
+        await self.reached(total // 3)
+        await asyncio.to_thread(self.stack.redis.restart)
+        self.events.redis_restarts.append(self.now())
+        await self.reached(2 * total // 3)
+        await asyncio.to_thread(self.stack.postgres.restart, "immediate")
+        self.events.postgres_restarts.append(self.now())
+
+    # --- drain and accounting ----------------------------------------------------------
+
+    async def drain(self, conn: Any) -> dict[str, int]:
+        started = time.monotonic()
+        while True:
+            rows = await conn.fetch("SELECT status, count(*) AS n FROM tasks GROUP BY status")
+            counts = {r["status"]: r["n"] for r in rows}
+            open_ = sum(n for s, n in counts.items() if s not in FINAL)
+            if open_ == 0 or time.monotonic() - started > self.config.drain_timeout:
+                self.events.drain_seconds = round(time.monotonic() - started, 2)
+                return counts
+            await asyncio.sleep(0.5)
+
+    async def run(self) -> dict[str, Any]:
+        self.start = time.monotonic()
+        await asyncio.gather(self.produce(), self.kill_workers(), self.restart_backends())
+        dsn = self.stack.database_url.replace("+asyncpg", "")
+        conn = await asyncpg.connect(dsn)
+        try:
+            counts = await self.drain(conn)
+            tasks = await conn.fetch(
+                "SELECT id, idempotency_key, chat_id, status, telegram_message_id, attempt,"
+                " last_error FROM tasks"
+            )
+            events = await conn.fetch(
+                "SELECT task_id, actor, to_status, attempt, reason FROM task_events ORDER BY id"
+            )
+        finally:
+            await conn.close()
+        async with httpx.AsyncClient(base_url=self.emulator_url, timeout=60) as client:
+            messages = (await client.get("/control/messages")).json()["messages"]
+            received = (await client.get("/control/received")).json()["received"]
+        return self.account(counts, tasks, events, messages, received)
+
+    def account(
+        self,
+        counts: dict[str, int],
+        tasks: list[Any],
+        events: list[Any],
+        messages: list[dict[str, Any]],
+        received: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        run_id = self.stack.run_id
+
+        def tag(text: Any) -> int | None:
+            found = _TAG.fullmatch(str(text))
+            return int(found.group(2)) if found and found.group(1) == run_id else None
+
+        delivered_to: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for m in messages:
+            n = tag(m.get("text"))
+            if n is not None:
+                delivered_to[n].append(m)
+        last_request: dict[int, str] = {}
+        outcomes: Counter[str] = Counter()
+        for r in received:
+            if r.get("method", "").lower() != "sendmessage":
+                continue
+            outcomes[r["outcome"]] += 1
+            n = tag(r["params"].get("text"))
+            if n is not None:
+                last_request[n] = r["outcome"]
+        last_claim: dict[int, str] = {}
+        for e in events:
+            if e["to_status"] == "sending":
+                last_claim[e["task_id"]] = e["actor"]
+
+        by_key = {int(t["idempotency_key"].removeprefix("chaos-")): t for t in tasks}
+        never_created = sorted(set(range(self.config.tasks)) - set(by_key))
+        duplicates = {n: len(ms) for n, ms in delivered_to.items() if len(ms) > 1}
+        not_final = sorted(n for n, t in by_key.items() if t["status"] not in FINAL)
+        delivered_without_message = []
+        wrong_message_id = []
+        uncertain: Counter[str] = Counter()
+        unexplained: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for n, t in sorted(by_key.items()):
+            got = delivered_to.get(n, [])
+            if t["status"] == "delivered":
+                if not got:
+                    delivered_without_message.append(n)
+                elif got[0]["message_id"] != t["telegram_message_id"]:
+                    wrong_message_id.append(n)
+            elif t["status"] == "failed":
+                failed.append({"task": n, "error": t["last_error"]})
+            elif t["status"] == "uncertain":
+                cause = self._uncertain_cause(n, t, last_request, last_claim)
+                uncertain[cause] += 1
+                if cause == "unexplained":
+                    unexplained.append(
+                        {"task": n, "id": t["id"], "messages": len(got),
+                         "last_request": last_request.get(n), "claimed_by": last_claim.get(t["id"]),
+                         "error": t["last_error"]}
+                    )  # fmt: skip
+        losses = len(never_created) + len(not_final) + len(delivered_without_message)
+        losses += len(wrong_message_id)
+        report = {
+            "config": asdict(self.config),
+            "run_id": run_id,
+            "statuses": counts,
+            "tasks_in_db": len(tasks),
+            "emulator": {
+                "send_requests": sum(outcomes.values()),
+                "outcomes": dict(outcomes),
+                "messages_accepted": len(messages),
+            },
+            "injected": {
+                "ambiguous_faults": sum(outcomes[f] for f in AMBIGUOUS_FAULTS),
+                "worker_kills": len(self.events.kills),
+                "worker_processes_killed": len(self.killed_pids),
+                "redis_restarts": len(self.events.redis_restarts),
+                "postgres_restarts": len(self.events.postgres_restarts),
+            },
+            "events": {
+                "kills_at": [k["at"] for k in self.events.kills],
+                "redis_restarted_at": self.events.redis_restarts,
+                "postgres_restarted_at": self.events.postgres_restarts,
+                "intake_seconds": self.events.intake_seconds,
+                "drain_seconds": self.events.drain_seconds,
+                "producer_retries": self.events.producer_retries,
+                "producer_errors": dict(self.events.producer_errors),
+                "producer_error_times": self.events.producer_error_times,
+            },
+            "duplicates": len(duplicates),
+            "duplicate_tasks": sorted(duplicates)[:20],
+            "losses": losses,
+            "loss_detail": {
+                "never_created": never_created[:20],
+                "not_final": not_final[:20],
+                "delivered_without_message": delivered_without_message[:20],
+                "wrong_message_id": wrong_message_id[:20],
+            },
+            "uncertain": sum(uncertain.values()),
+            "uncertain_by_cause": dict(uncertain),
+            "unexplained_uncertain": unexplained[:20],
+            "failed": len(failed),
+            "failed_detail": failed[:20],
+        }
+        report["ok"] = report["duplicates"] == 0 and losses == 0 and not unexplained
+        return report
+
+    def _uncertain_cause(
+        self, n: int, task: Any, last_request: dict[int, str], last_claim: dict[int, str]
+    ) -> str:
+        if last_request.get(n) in AMBIGUOUS_FAULTS:
+            return str(last_request[n])
+        owner = _OWNER_PID.match(last_claim.get(task["id"], ""))
+        if owner and int(owner.group(1)) in self.killed_pids:
+            return "worker_killed_mid_send"
+        return "unexplained"
+
+
+def summary(report: dict[str, Any]) -> str:
+    inj, em = report["injected"], report["emulator"]
+    lines = [
+        f"tasks: {report['config']['tasks']}, in the database: {report['tasks_in_db']}, "
+        f"statuses: {report['statuses']}",
+        f"emulator: {em['send_requests']} sendMessage requests {em['outcomes']}, "
+        f"{em['messages_accepted']} messages accepted",
+        f"injected: {inj['ambiguous_faults']} ambiguous faults, {inj['worker_kills']} worker "
+        f"kills ({inj['worker_processes_killed']} processes), Redis restarted "
+        f"{inj['redis_restarts']}x, PostgreSQL crashed and restarted {inj['postgres_restarts']}x",
+        f"producer retries: {report['events']['producer_retries']} "
+        f"{report['events']['producer_errors']}; intake {report['events']['intake_seconds']} s, "
+        f"drain {report['events']['drain_seconds']} s",
+        f"duplicates: {report['duplicates']}   losses: {report['losses']}   "
+        f"uncertain: {report['uncertain']} {report['uncertain_by_cause']}   "
+        f"failed: {report['failed']}",
+        "RESULT: " + ("ok" if report["ok"] else "FAILED"),
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    defaults = Config()
+    parser.add_argument("--tasks", type=int, default=defaults.tasks)
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--kill-every", type=float, default=defaults.kill_every)
+    parser.add_argument("--producers", type=int, default=defaults.producers)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout)
+    parser.add_argument("--json", type=Path, help="write the full report here")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = parser.parse_args(argv)
+    if args.workers < 2:
+        parser.error("--workers must be at least 2: one is always being killed")
+    config = Config(
+        tasks=args.tasks,
+        workers=args.workers,
+        kill_every=args.kill_every,
+        producers=args.producers,
+        seed=args.seed,
+        drain_timeout=args.drain_timeout,
+    )
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, args = parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="herald-chaos-"))
+    with Stack(root) as stack:
+        harness = Harness(stack, config)
+        harness.boot()
+        report = asyncio.run(harness.run())
+    report["logs"] = str(root) if args.keep else None
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    print(summary(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
