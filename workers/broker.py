@@ -27,8 +27,10 @@ from taskiq import AsyncBroker
 from taskiq_redis import ListQueueBroker
 
 from herald.config import Settings, get_settings
+from herald.logging import CorrelationMiddleware
 
 logger = structlog.get_logger(__name__)
+BRPOP_SECONDS = 2
 
 
 class BatchListQueueBroker(ListQueueBroker):
@@ -48,8 +50,10 @@ class BatchListQueueBroker(ListQueueBroker):
                         got: Any = await redis.rpop(self.queue_name, self.fetch_batch)
                         buffer = list(got or [])
                     if not buffer:
-                        # Blocks until a message arrives; cancelled by the receiver on shutdown.
-                        popped = await redis.brpop([self.queue_name], timeout=0)
+                        # Blocks until a message arrives or BRPOP_SECONDS pass; shorter than
+                        # redis-py's socket timeout (5 s by default in redis-py 8), which
+                        # would otherwise end an idle BRPOP with a TimeoutError.
+                        popped = await redis.brpop([self.queue_name], timeout=BRPOP_SECONDS)
                         if popped is None:
                             continue
                         buffer = [popped[1]]
@@ -72,7 +76,9 @@ def make_broker(settings: Settings) -> AsyncBroker:
         queue_name=settings.queue_name,
         max_connection_pool_size=64,
         fetch_batch=settings.worker_fetch_batch,
-    )
+        # Named, so CLIENT LIST shows which connections wait on which queue.
+        client_name=f"herald-queue:{settings.queue_name}",
+    ).with_middlewares(CorrelationMiddleware())
 
 
 broker = make_broker(get_settings())

@@ -11,14 +11,12 @@ that dies is restarted by taskiq's process manager.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tempfile
 from collections.abc import Sequence
 
-import structlog
-
 from herald.config import get_settings
+from herald.logging import configure_logging
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -34,17 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level_name: str) -> None:
-    level = logging.getLevelNamesMapping().get(level_name.upper(), logging.INFO)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.workers < 1 or args.max_async_tasks < 1:
         _parser().error("--workers and --max-async-tasks must be at least 1")
     settings = get_settings()
-    _configure_logging(settings.log_level)
+    # Before the fork: the worker processes inherit the handlers (taskiq's own
+    # logging.basicConfig is switched off below).
+    configure_logging(settings, service="worker")
     # The worker processes are forked from this one: prometheus_client must see the
     # directory before anything here imports it, or their counters stay private.
     os.environ.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="herald-metrics-"))
@@ -54,8 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port is not None:
         serve_worker_metrics(args.metrics_host, args.metrics_port)
 
+    from taskiq.cli.common_args import LogLevel
     from taskiq.cli.worker.args import WorkerArgs
     from taskiq.cli.worker.run import run_worker
+
+    # Import the tasks (and aiogram, whose models take seconds to build) once, here:
+    # the forked processes inherit them and start at once, also when one is restarted.
+    import workers.tasks  # noqa: F401
 
     worker_args = WorkerArgs(
         broker="workers.broker:broker",
@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # may add its wait. Past that the process exits and the sweeper takes over.
         wait_tasks_timeout=settings.telegram_timeout + settings.rate_max_wait_seconds + 1,
         shutdown_timeout=5,
+        configure_logging=False,
+        log_level=LogLevel.__members__.get(settings.log_level.upper(), LogLevel.INFO),
     )
     status = run_worker(worker_args)
     return 0 if status is None else int(status)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
-from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq import TaskiqEvents, TaskiqState
 
 from herald.config import get_settings
 from herald.db.pool import create_pool
@@ -84,11 +84,8 @@ async def _shutdown(state: TaskiqState) -> None:
 
 
 @broker.task(task_name=DELIVER_TASK_NAME)
-async def deliver(task_id: int, context: Context = TaskiqDepends()) -> None:
+async def deliver(task_id: int) -> None:
     """Claim, send and record the best due task (`task_id` is a hint); a no-op if none is due."""
     if _runtime is None:
         raise RuntimeError("the worker's resources are not started")
-    correlation_id = context.message.labels.get("correlation_id")
-    if correlation_id:
-        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     await _runtime.deliverer.handle(task_id)

@@ -70,12 +70,25 @@ class Settings(BaseSettings):
     # A push slower than this counts as failed (the sweeper takes over), so intake never
     # hangs on an unreachable Redis.
     enqueue_timeout_seconds: float = Field(2.0, gt=0)
+    # Per-client intake quotas in tasks per second, shared by all gateway processes
+    # through Redis; "*" covers clients not listed; empty means no quota. In the
+    # environment as JSON: HERALD_INTAKE_QUOTAS='{"billing": 200, "*": 50}'.
+    intake_quotas: dict[str, float] = Field(default_factory=dict)
+    # How many seconds of its quota a client may send at once (its burst).
+    intake_quota_burst_seconds: float = Field(2.0, gt=0)
+    quota_key_prefix: str = "herald:quota"
+    # Backpressure: with more due pending tasks than this, intake answers 503 (0: off).
+    intake_backlog_limit: int = Field(0, ge=0)
+    intake_backlog_check_seconds: float = Field(1.0, gt=0)
+    # Retry-After sent with 503 (backlog); a 429 says when the quota allows again.
+    intake_retry_after_seconds: int = Field(5, ge=1)
 
     # --- delivery ---
     # A reserved send slot may lie this far ahead: the task waits for it in its worker slot.
     # Beyond it (a busy chat or group) the task is deferred and comes back when its scope frees.
     rate_max_wait_seconds: float = Field(10.0, ge=0)
-    rate_chat_max_wait_seconds: float = Field(1.5, ge=0)
+    # Kept below the per-chat interval: one reservation per chat at a time.
+    rate_chat_max_wait_seconds: float = Field(0.5, ge=0)
     # The sweeper skips re-enqueueing while the queue already holds this many messages.
     sweep_max_queue_length: int = Field(10_000, ge=1)
     sweep_batch_size: int = Field(1000, ge=1)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,9 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 
+from herald import cli
 from herald.api.auth import TokenVerifier, mint_token
 from herald.api.errors import Unauthorized
-from herald.config import ConfigError
+from herald.config import ConfigError, get_settings
 from tests.api.conftest import TEXT_TASK, Api
 from tests.conftest import TEST_JWT_SECRET, make_settings
 
@@ -173,46 +173,42 @@ def test_no_secret_refuses_to_mint_and_to_serve() -> None:
         settings.check_secrets()
 
 
-def test_herald_token_command_prints_a_valid_token() -> None:
-    env = {"HERALD_JWT_SECRET": TEST_JWT_SECRET, "PATH": ""}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "herald.cli",
-            "token",
-            "--sub",
-            "ops",
-            "--scope",
-            "tasks:read tasks:manage",
-            "--ttl",
-            "90",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+@pytest.fixture
+def env_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Commands read `get_settings()`: a cleared cache, no .env, the test's variables."""
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("HERALD_JWT_SECRET", TEST_JWT_SECRET)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_herald_token_command_prints_a_valid_token(
+    env_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli.main(["token", "--sub", "ops", "--scope", "tasks:read tasks:manage", "--ttl", "90"])
+        == 0
     )
-    principal = TokenVerifier(make_settings("postgresql+asyncpg://unused/db")).verify(
-        out.stdout.strip()
-    )
+    token = capsys.readouterr().out.strip()
+    principal = TokenVerifier(make_settings("postgresql+asyncpg://unused/db")).verify(token)
     assert principal.client == "ops"
     assert principal.scopes == {"tasks:read", "tasks:manage"}
-    claims = jwt.get_unverified_claims(out.stdout.strip())
+    claims = jwt.get_unverified_claims(token)
     assert claims["exp"] - claims["iat"] == 90
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "herald.cli",
-            "token",
-            "--sub",
-            "ops",
-            "--scope",
-            "tasks:everything",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert bad.returncode == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["token", "--sub", "ops", "--scope", "tasks:everything"])
+    assert exc.value.code == 2
+    env_settings.setenv("HERALD_JWT_SECRET", "")
+    get_settings.cache_clear()
+    assert cli.main(["token", "--sub", "ops", "--scope", "tasks:write"]) == 2
+    assert "HERALD_JWT_SECRET" in capsys.readouterr().err
+
+
+def test_herald_api_refuses_to_start_without_a_secret(
+    env_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_settings.setenv("HERALD_JWT_SECRET", "short")
+    get_settings.cache_clear()
+    assert cli.main(["api", "--port", "0"]) == 2
+    assert "HERALD_JWT_SECRET" in capsys.readouterr().err

@@ -69,7 +69,7 @@ async def test_failed_push_still_accepts_and_clears_enqueued_at(api: Api) -> Non
     assert resp.status_code == 201
     row = await api.pool.fetchrow("SELECT status, enqueued_at FROM tasks")
     assert row["status"] == "pending"
-    assert row["enqueued_at"] is None  # the sweeper takes it at its next pass
+    assert row["enqueued_at"] is None  # never handed over: the sweeper re-enqueues it
 
 
 async def test_concurrent_requests_share_pushes(api: Api) -> None:
@@ -105,7 +105,14 @@ async def test_real_broker_gets_one_taskiq_message_per_task(database_url: str) -
                     for i in range(5)
                 )
             )
-        raw = await redis.lrange(settings.queue_name, 0, -1)
+            broker = app.state.gateway.enqueuer._queue.broker
+            raw = await redis.lrange(settings.queue_name, 0, -1)
+            # What the worker will see: its own formatter reads our messages back.
+            parsed = [broker.formatter.loads(m) for m in raw]
+            ids = sorted(r.json()["id"] for r in responses)
+            assert sorted(m.args[0] for m in parsed) == ids
+            assert all(m.task_name == DELIVER_TASK_NAME and m.kwargs == {} for m in parsed)
+            assert len({m.task_id for m in parsed}) == 5
         messages = [orjson.loads(m) for m in raw]
         assert sorted(m["args"][0] for m in messages) == sorted(r.json()["id"] for r in responses)
         assert {m["task_name"] for m in messages} == {DELIVER_TASK_NAME}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from herald.delivery.hints import Hints
 from herald.delivery.pipeline import Deliverer, worker_identity
 from herald.delivery.ratelimit import RateLimiter
 from herald.emulator.testing import EmulatorHandle, run_emulator
+from herald.queue import BrokerQueue
 from herald.telegram.sender import TelegramSender, make_bot
 from tests.conftest import REDIS_URL, make_settings
+from tests.delivery.workers import WorkerProcess
 from workers.broker import make_broker
 
 InsertTask = Callable[..., Awaitable[int]]
@@ -149,3 +152,49 @@ async def events(pool: Any, task_id: int) -> list[tuple[str | None, str, str | N
 async def make_due(pool: Any, task_id: int) -> None:
     """Skip a backoff or deferral instead of sleeping through it."""
     await pool.execute("UPDATE tasks SET next_attempt_at = now() WHERE id = $1", task_id)
+
+
+# Short intervals so that leases expire and the sweeper acts within a test's seconds.
+FAST = {
+    "lease_seconds": 2,
+    "sweep_interval_seconds": 0.2,
+    "requeue_after_seconds": 1,
+    "telegram_timeout": 5,
+    "rate_global_per_second": 0,
+    "rate_chat_per_second": 0,
+    "rate_group_per_minute": 0,
+}
+
+
+@pytest.fixture
+async def start_worker(
+    settings: Settings, redis: Redis, tg: EmulatorHandle, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]]]:
+    """Start `herald worker` subprocesses against this test's database, queue and emulator."""
+    started: list[WorkerProcess] = []
+
+    async def start(workers: int = 1, max_async_tasks: int = 100, **env: Any) -> WorkerProcess:
+        s = make_settings(
+            settings.database_url, queue_name=settings.queue_name, telegram_api_url=tg.base_url
+        )
+        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        proc = WorkerProcess(s, redis, log, **{**FAST, **env})
+        started.append(proc)
+        return await proc.start(workers, max_async_tasks)
+
+    yield start
+    for proc in started:
+        try:
+            await proc.stop(within=15)
+        finally:
+            proc.kill_all()
+            proc.log.close()
+
+
+@pytest.fixture
+async def enqueue(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """The gateway's enqueue: one queue message per task id."""
+    broker = make_broker(settings)
+    queue = BrokerQueue(broker)
+    yield queue.enqueue
+    await broker.shutdown()

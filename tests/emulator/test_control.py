@@ -40,6 +40,7 @@ async def test_remote_reads_messages_and_requests(remote: RemoteEmulator, bot: B
     assert [m["text"] for m in await waiting] == ["one", "two"]
     assert [m["text"] for m in await remote.messages(2)] == ["two"]
     assert [r["method"] for r in await remote.received()] == ["sendMessage", "sendMessage"]
+    assert await remote.stats() == {"messages": 2, "received": 2, "chats": 2}
     with pytest.raises(TimeoutError):
         await remote.wait_messages(3, timeout=0.2)
     await remote.reset()

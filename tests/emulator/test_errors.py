@@ -21,9 +21,13 @@ async def test_text_length_is_counted_after_entity_parsing(
     assert await bot.send_message(1, "<b>" + "a" * 4096 + "</b>", parse_mode="HTML")
     with pytest.raises(TelegramBadRequest, match="message is too long"):
         await bot.send_message(1, "a" * 4097)
+    # Telegram counts characters (code points), not UTF-16 units: 4096 emoji pass.
+    assert await bot.send_message(1, "😀" * 4096)
+    with pytest.raises(TelegramBadRequest, match="message is too long"):
+        await bot.send_message(1, "😀" * 4097)
     with pytest.raises(TelegramBadRequest, match="message text is empty"):
         await bot.send_message(1, "  <b> </b> ", parse_mode="HTML")
-    assert len(telegram_emulator.messages()) == 2
+    assert len(telegram_emulator.messages()) == 3
 
 
 async def test_caption_limit(telegram_emulator: EmulatorHandle, bot: Bot) -> None:

@@ -105,7 +105,7 @@ async def test_fault_rates_for_a_seed_are_within_tolerance_and_repeatable(
         "timeout_seconds": 0.0,
         "seed": 1234,
     }
-    n = 1500
+    n = 1000
     telegram_emulator.set_faults(**faults)
     seen = await _burst(bot, n)
     outcomes = [r["outcome"] for r in telegram_emulator.received]

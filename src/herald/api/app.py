@@ -6,6 +6,8 @@ starts it in its lifespan, before the first request can enqueue.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -17,6 +19,7 @@ from herald.api.correlation import CorrelationIdMiddleware
 from herald.api.enqueue import CoalescingEnqueuer
 from herald.api.errors import install_error_handlers
 from herald.api.openapi import install_openapi
+from herald.api.protection import IntakeGuard
 from herald.api.routes import intake, system, tasks
 from herald.api.state import Gateway
 from herald.config import Settings
@@ -50,6 +53,7 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             window=settings.enqueue_window_seconds,
             timeout=settings.enqueue_timeout_seconds,
         )
+        guard = IntakeGuard(settings, redis, pool)
         app.state.gateway = Gateway(
             settings=settings,
             verifier=TokenVerifier(settings),
@@ -57,10 +61,18 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             engine=engine,
             redis=redis,
             enqueuer=enqueuer,
+            guard=guard,
         )
+        watcher = None
+        if settings.intake_backlog_limit:
+            watcher = asyncio.create_task(guard.watch_backlog())
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await enqueuer.aclose()
             if broker is not None:
                 await broker.shutdown()

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -45,8 +46,27 @@ _MD_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\]\\])*)\]\((?:\\.|[^)\\])*\)")
 _MD_MARK = re.compile(r"(?<!\\)(\|\||__|[*_~`])")
 _MD_ESCAPE = re.compile(r"\\(.)")
 
-Text = Annotated[str, Field(max_length=MAX_RAW_TEXT)]
-FileRef = Annotated[str, Field(min_length=1, max_length=2048)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000; refuse it here rather than fail in SQL.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+SafeStr = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[SafeStr, Field(max_length=MAX_RAW_TEXT)]
+FileRef = Annotated[SafeStr, Field(min_length=1, max_length=2048)]
 
 
 def visible_length(text: str, parse_mode: str | None) -> int:
@@ -61,8 +81,8 @@ def visible_length(text: str, parse_mode: str | None) -> int:
 class Button(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: Annotated[str, Field(min_length=1, max_length=64)]
-    url: Annotated[str, Field(max_length=2048)]
+    text: Annotated[SafeStr, Field(min_length=1, max_length=64)]
+    url: Annotated[SafeStr, Field(max_length=2048)]
 
     @field_validator("url")
     @classmethod
@@ -85,7 +105,7 @@ class TaskIn(BaseModel):
     parse_mode: Literal["HTML", "MarkdownV2"] | None = None
     disable_notification: StrictBool = False
     protect_content: StrictBool = False
-    disable_link_preview: StrictBool = False
+    link_preview: StrictBool = Field(False, description="show a link preview (off by default)")
     buttons: list[list[Button]] | None = Field(None, description="inline URL buttons, in rows")
     message_thread_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
     send_at: AwareDatetime | None = None
@@ -127,9 +147,16 @@ class TaskIn(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        if value is None:
+            return None
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if _has_nul(value):
+            raise ValueError("must not contain the NUL character")
+        if len(canonical) > MAX_METADATA_BYTES:
             raise ValueError(f"larger than {MAX_METADATA_BYTES} bytes as JSON")
-        return value
+        # Sorted keys: the request hash must not depend on the order the producer used.
+        sorted_value: dict[str, Any] = orjson.loads(canonical)
+        return sorted_value
 
     @field_validator("buttons")
     @classmethod
@@ -162,17 +189,44 @@ class TaskIn(BaseModel):
         return self
 
     def content(self) -> dict[str, Any]:
-        """The message as stored in `tasks.content`: what the sender needs besides chat_id."""
-        data = self.model_dump(include=_CONTENT_FIELDS, exclude_none=True, mode="json")
-        return {k: v for k, v in data.items() if v is not False}
+        """The message as stored in `tasks.content`: what the sender needs besides chat_id.
 
-    def request_hash(self) -> bytes:
-        """sha256 of the canonical body: equal for requests that mean the same task."""
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        Built by hand: this runs per task on the hot path, and is several times faster
+        than a `model_dump`.
+        """
+        content: dict[str, Any] = {}
+        for name in _CONTENT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                content[name] = value
+        if self.buttons is not None:
+            content["buttons"] = [[b.model_dump() for b in row] for row in self.buttons]
+        return content
+
+    def request_hash(self, content: dict[str, Any] | None = None) -> bytes:
+        """sha256 of the normalized request: requests that mean the same task hash the same.
+
+        Over the content (keys sorted), chat id and delivery fields, with metadata keys
+        sorted at validation. An idempotency key is not part of it: the same task alone or
+        in a batch is the same request. Pass `content` when it was built already.
+        """
+        canonical = orjson.dumps(
+            [
+                self.content() if content is None else content,
+                self.chat_id,
+                self.send_at,
+                self.expires_at,
+                self.priority,
+                self.max_attempts,
+                self.delivery.value,
+                self.metadata,
+            ],
+            option=orjson.OPT_SORT_KEYS,
+        )
         return hashlib.sha256(canonical).digest()
 
 
-_CONTENT_FIELDS = {
+_CONTENT_FIELDS = (
     "text",
     "photo",
     "document",
@@ -180,24 +234,15 @@ _CONTENT_FIELDS = {
     "parse_mode",
     "disable_notification",
     "protect_content",
-    "disable_link_preview",
-    "buttons",
+    "link_preview",
     "message_thread_id",
-}
+)  # and "buttons", dumped apart
 
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]
+IdempotencyKey = Annotated[SafeStr, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]
 
 
 class BatchItem(TaskIn):
     idempotency_key: IdempotencyKey
-
-    def request_hash(self) -> bytes:
-        # The key is not part of the body a single POST would hash: the same task posted
-        # alone or in a batch under one key is the same request.
-        canonical = orjson.dumps(
-            self.model_dump(mode="json", exclude={"idempotency_key"}), option=orjson.OPT_SORT_KEYS
-        )
-        return hashlib.sha256(canonical).digest()
 
 
 class BatchIn(BaseModel):
@@ -243,7 +288,7 @@ class TaskOut(BaseModel):
     parse_mode: str | None = None
     disable_notification: bool = False
     protect_content: bool = False
-    disable_link_preview: bool = False
+    link_preview: bool = False
     buttons: list[list[Button]] | None = None
     message_thread_id: int | None = None
     send_at: datetime | None
@@ -289,7 +334,7 @@ class TaskPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["pending", "cancelled", "delivered", "failed"]
-    reason: Annotated[str, Field(max_length=1000)] | None = None
+    reason: Annotated[SafeStr, Field(max_length=1000)] | None = None
     telegram_message_id: StrictInt | None = Field(
         None, ge=1, description="resolving as delivered: the message Telegram reported"
     )

@@ -14,8 +14,11 @@ from herald.config import ConfigError, get_settings
 def app_factory() -> FastAPI:
     """For uvicorn's `--factory` (each worker process builds its own app)."""
     from herald.api.app import create_app
+    from herald.logging import configure_logging
 
-    return create_app(get_settings())
+    settings = get_settings()
+    configure_logging(settings, service="api")
+    return create_app(settings)
 
 
 def main(argv: list[str]) -> int:
@@ -38,5 +41,6 @@ def main(argv: list[str]) -> int:
         workers=args.workers,
         access_log=args.access_log,
         log_level=get_settings().log_level.lower(),
+        log_config=None,  # herald.logging renders uvicorn's records too
     )
     return 0

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.api.auth import TokenVerifier
 from herald.api.enqueue import CoalescingEnqueuer
+from herald.api.protection import IntakeGuard
 from herald.config import Settings
 
 
@@ -22,6 +23,7 @@ class Gateway:
     engine: AsyncEngine  # SQLAlchemy, for the metrics' state query only
     redis: Redis  # readiness
     enqueuer: CoalescingEnqueuer
+    guard: IntakeGuard  # quotas and backpressure
 
 
 def gateway(request: Request) -> Gateway:

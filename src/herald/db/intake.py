@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 TASK_COLUMNS = (
     "id, client, idempotency_key, status, chat_id, content, metadata, priority, delivery,"
     " send_at, expires_at, max_attempts, attempt, next_attempt_at, enqueued_at,"
     " telegram_message_id, last_error_code, last_error, correlation_id, created_at, updated_at"
 )
 
-_INSERT_ONE = f"""
+_INSERT_ONE = """
 WITH ins AS (
     INSERT INTO tasks (client, idempotency_key, request_hash, chat_id, content, metadata,
                        priority, delivery, send_at, expires_at, max_attempts,
@@ -36,7 +38,7 @@ WITH ins AS (
     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9, $10, $11,
             coalesce($9, now()), CASE WHEN coalesce($9, now()) <= now() THEN now() END, $12)
     ON CONFLICT (client, idempotency_key) DO NOTHING
-    RETURNING {TASK_COLUMNS}
+    RETURNING id, next_attempt_at, enqueued_at, created_at
 ), ev AS (
     INSERT INTO task_events (task_id, actor, to_status, reason)
     SELECT id, $13, 'pending', 'created' FROM ins
@@ -83,8 +85,8 @@ class NewTask:
     idempotency_key: str
     request_hash: bytes
     chat_id: str
-    content_json: str
-    metadata_json: str | None
+    content: dict[str, Any]
+    metadata: dict[str, Any] | None
     priority: int
     delivery: str
     send_at: datetime | None
@@ -97,7 +99,9 @@ class Stored:
     """The outcome of one intake: the task row, and whether this request created it."""
 
     created: bool
-    row: Any  # asyncpg.Record with TASK_COLUMNS (plus request_hash when not created)
+    # Created: id, next_attempt_at, enqueued_at, created_at (the rest is what was sent;
+    # see `created_row`). Not created: the stored task's TASK_COLUMNS and request_hash.
+    row: Any
 
 
 async def insert_task(
@@ -109,8 +113,8 @@ async def insert_task(
         task.idempotency_key,
         task.request_hash,
         task.chat_id,
-        task.content_json,
-        task.metadata_json,
+        _json(task.content),
+        _json(task.metadata),
         task.priority,
         task.delivery,
         task.send_at,
@@ -125,6 +129,39 @@ async def insert_task(
     if existing is None:  # pragma: no cover - tasks are never deleted
         raise RuntimeError("idempotency conflict without a stored task")
     return Stored(False, existing)
+
+
+def created_row(task: NewTask, returned: Any, correlation_id: str | None) -> dict[str, Any]:
+    """The full row of a task just inserted, from what was sent and what came back.
+
+    Returning only the server-made columns spares decoding the JSONB just written.
+    """
+    return {
+        "id": returned["id"],
+        "idempotency_key": task.idempotency_key,
+        "status": "pending",
+        "chat_id": task.chat_id,
+        "content": task.content,
+        "metadata": task.metadata,
+        "priority": task.priority,
+        "delivery": task.delivery,
+        "send_at": task.send_at,
+        "expires_at": task.expires_at,
+        "max_attempts": task.max_attempts,
+        "attempt": 0,
+        "next_attempt_at": returned["next_attempt_at"],
+        "enqueued_at": returned["enqueued_at"],
+        "telegram_message_id": None,
+        "last_error_code": None,
+        "last_error": None,
+        "correlation_id": correlation_id,
+        "created_at": returned["created_at"],
+        "updated_at": returned["created_at"],
+    }
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 @dataclass(slots=True)
@@ -143,8 +180,8 @@ async def insert_tasks(
         [t.idempotency_key for t in tasks],
         [t.request_hash for t in tasks],
         [t.chat_id for t in tasks],
-        [t.content_json for t in tasks],
-        [t.metadata_json for t in tasks],
+        [_json(t.content) for t in tasks],
+        [_json(t.metadata) for t in tasks],
         [t.priority for t in tasks],
         [t.delivery for t in tasks],
         [t.send_at for t in tasks],
@@ -163,7 +200,7 @@ async def insert_tasks(
 
 
 async def clear_enqueued(pool: Any, task_ids: Sequence[int]) -> None:
-    """The push to the queue failed: say so, so the sweeper picks these tasks up at once."""
+    """The push to the queue failed: record that these tasks were never handed over."""
     await pool.execute(
         "UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1::bigint[]) AND status = 'pending'",
         list(task_ids),

@@ -32,6 +32,15 @@ async def _init_connection(conn: Any) -> None:
         )
 
 
+async def _keep_session(conn: Any) -> None:
+    """Release without asyncpg's reset query (`RESET ALL; UNLISTEN *; ...`).
+
+    That query is one more round trip on every release, i.e. per request on the hot paths,
+    and Herald's SQL leaves no session state behind (no SET, LISTEN, advisory locks or
+    cursors). asyncpg still rolls back a transaction left open before calling this.
+    """
+
+
 async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = None) -> Any:
     """An asyncpg pool for `settings.database_url` (returns `asyncpg.Pool`)."""
     return await asyncpg.create_pool(
@@ -39,4 +48,5 @@ async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int | 
         min_size=min_size,
         max_size=max_size or settings.db_pool_size,
         init=_init_connection,
+        reset=_keep_session,
     )

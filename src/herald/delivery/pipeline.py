@@ -79,6 +79,8 @@ class Deliverer:
         return await self._finish(task, outcome)
 
     async def _finish(self, task: Claimed, outcome: Outcome) -> TaskStatus:
+        if self.limiter is not None:
+            await self.limiter.sent(task.chat_id)
         if outcome.verdict is not Verdict.DELIVERED:
             TELEGRAM_ERRORS.labels(code=outcome.code).inc()
             if outcome.retry_after is not None and self.limiter is not None:

@@ -11,6 +11,11 @@ time is close enough (each scope has its own horizon), the slots are reserved at
 far (a chat or group with a backlog), nothing is reserved: the task is deferred in
 PostgreSQL and comes back when the scope frees, without holding a worker slot.
 
+A chat or group has at most one send in flight: its reservation holds the scope for the
+longest a send can take (the Telegram timeout), and the answer releases it to one interval
+after the answer (`sent()`). So however late a send reaches Telegram (a slow connection,
+a busy host), the next one to the same chat keeps its distance; a task refused for a busy
+chat looks again after the chat's horizon (half its interval at most).
 A 429 pauses the scope it hit (`pause()`): its cell moves to now + retry_after.
 Time comes from Redis (`TIME`), so processes on different hosts agree on it.
 Keys live under the queue name, so test runs and deployments sharing a Redis stay apart.
@@ -25,11 +30,9 @@ from redis.asyncio import Redis
 
 from herald.config import Settings
 
-# A margin added to the per-chat and per-group spacing: a send may reach Telegram a few
-# milliseconds later than its slot (scheduling, network), which shortens the gap to the
-# next one. The bot-wide scope needs none: Telegram allows it a burst, and a late send
-# never puts more messages into any window than there were slots.
-_SCOPE_MARGIN_SECONDS = 0.05
+# A chat's next send is spaced from the answer to its previous one, which came after
+# Telegram counted it; this margin only absorbs clock jitter between the processes.
+_SCOPE_MARGIN_SECONDS = 0.01
 
 _RESERVE = """
 local t = redis.call('TIME')
@@ -38,15 +41,26 @@ local at = now
 for i, key in ipairs(KEYS) do
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat > at then at = tat end
-  if at - now > tonumber(ARGV[2 * i]) then
+  if at - now > tonumber(ARGV[3 * i - 1]) then
     return {0, tostring(at - now), i}
   end
 end
 for i, key in ipairs(KEYS) do
-  local next_at = at + tonumber(ARGV[2 * i - 1])
+  local next_at = at + tonumber(ARGV[3 * i - 2]) + tonumber(ARGV[3 * i])
   redis.call('SET', key, tostring(next_at), 'PX', math.ceil((next_at - now) * 1000) + 1000)
 end
 return {1, tostring(at - now), 0}
+"""
+
+# The answer to a send came: its chat (and group) may send again one interval from now.
+_SENT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for i, key in ipairs(KEYS) do
+  local next_at = now + tonumber(ARGV[i])
+  redis.call('SET', key, tostring(next_at), 'PX', math.ceil(tonumber(ARGV[i]) * 1000) + 1000)
+end
+return 1
 """
 
 _PAUSE = """
@@ -67,6 +81,7 @@ class Scope:
     key: str
     interval: float  # seconds between two sends
     max_wait: float  # how far ahead a slot may be reserved
+    hold: float = 0.0  # kept until the send's answer releases the scope (`sent()`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +107,11 @@ class RateLimiter:
         self.group_interval = _interval(settings.rate_group_per_minute, 60.0)
         self.max_wait = settings.rate_max_wait_seconds
         self.chat_max_wait = min(settings.rate_chat_max_wait_seconds, self.max_wait)
+        # The longest a send can take, plus its wait for a bot-wide slot.
+        self.hold = settings.telegram_timeout + 1.0
         self._reserve: Any = redis.register_script(_RESERVE)
         self._pause: Any = redis.register_script(_PAUSE)
+        self._sent: Any = redis.register_script(_SENT)
 
     @property
     def enabled(self) -> bool:
@@ -108,7 +126,8 @@ class RateLimiter:
                     "chat",
                     f"{self.prefix}:chat:{chat_id}",
                     self.chat_interval + _SCOPE_MARGIN_SECONDS,
-                    self.chat_max_wait,
+                    min(self.chat_max_wait, self.chat_interval / 2),
+                    self.hold,
                 )
             )
         if self.group_interval and is_group(chat_id):
@@ -117,7 +136,8 @@ class RateLimiter:
                     "group",
                     f"{self.prefix}:group:{chat_id}",
                     self.group_interval + _SCOPE_MARGIN_SECONDS,
-                    self.chat_max_wait,
+                    min(self.chat_max_wait, self.group_interval / 2),
+                    self.hold,
                 )
             )
         if self.global_interval:
@@ -131,12 +151,24 @@ class RateLimiter:
             return Grant(ok=True, wait=0.0)
         args: list[float] = []
         for scope in scopes:
-            args += [scope.interval, scope.max_wait]
+            args += [scope.interval, scope.max_wait, scope.hold]
         ok, wait, blocker = await self._reserve(keys=[s.key for s in scopes], args=args)
         wait_s = max(0.0, float(wait))
         if ok:
             return Grant(ok=True, wait=wait_s)
-        return Grant(ok=False, wait=wait_s, scope=scopes[int(blocker) - 1].name)
+        scope = scopes[int(blocker) - 1]
+        if scope.hold:
+            # Held by a send in flight (or paused): its answer frees the scope one interval
+            # later, at a time nobody knows yet. Look again within the scope's horizon, so
+            # the first look after the answer reserves the next slot.
+            wait_s = min(wait_s, max(scope.max_wait, 0.05))
+        return Grant(ok=False, wait=wait_s, scope=scope.name)
+
+    async def sent(self, chat_id: str) -> None:
+        """A send to `chat_id` just got its answer: space the chat's next one from now."""
+        scopes = [s for s in self.scopes(chat_id) if s.name != "bot"]
+        if scopes:
+            await self._sent(keys=[s.key for s in scopes], args=[s.interval for s in scopes])
 
     async def pause(self, chat_id: str, seconds: float) -> None:
         """Telegram said 429 for this chat: no send to its scopes before `seconds` pass.

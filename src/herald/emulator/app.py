@@ -1,90 +1,108 @@
-"""The aiohttp application: the Bot API at `/bot<token>/<method>`, control API, HTML page.
+"""The emulator's HTTP face: the Bot API at `/bot<token>/<method>`, the control API, the page.
 
-The Bot API handler is the hot path: no logging, no middleware, the form body parsed with
-`parse_qsl` rather than `request.post()`, and fixed answers pre-encoded.
+The Bot API handler is the hot path: no logging, no task, the body parsed by hand, fixed
+answers pre-encoded. It answers at once, except for the two ambiguous faults: a timeout
+answers late and a drop never answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from email import policy
+from email.parser import BytesParser
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
-from aiohttp import web
 
-from herald.emulator.control import EMULATOR_KEY, add_control_routes
+from herald.emulator.control import ControlApi
 from herald.emulator.core import Emulator
 from herald.emulator.faults import Fault
+from herald.emulator.httpserver import Answer, HttpServer, Request, Response, parse_form
 from herald.emulator.methods import Upload
-from herald.emulator.replies import error
-
-_JSON = {"Content-Type": "application/json"}
 
 
-async def _params(request: web.Request) -> dict[str, Any]:
+def _multipart(request: Request, params: dict[str, Any]) -> dict[str, Any]:
+    """A multipart form (an upload); rare, so the standard library's MIME parser will do."""
+    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + request.body)
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            params[name] = Upload(filename, len(data), part.get_content_type())
+        else:
+            params[name] = data.decode(part.get_content_charset() or "utf-8", "replace")
+    return params
+
+
+def _params(request: Request) -> dict[str, Any]:
     """Telegram takes parameters from the query string, a form, JSON or multipart."""
-    params: dict[str, Any] = dict(request.query) if request.query_string else {}
-    if not request.body_exists:
+    params: dict[str, Any] = request.query_params()
+    if not request.body:
         return params
     content_type = request.content_type
-    if content_type.startswith("multipart/"):
-        form = await request.post()
-        for key, value in form.items():
-            if isinstance(value, web.FileField):
-                size = len(value.file.read())
-                params[key] = Upload(value.filename, size, value.content_type)
-            else:
-                params[key] = value
-        return params
-    body = await request.read()
     if content_type == "application/json":
         try:
-            data = orjson.loads(body)
+            data = orjson.loads(request.body)
         except orjson.JSONDecodeError:
             data = None
         if isinstance(data, dict):
             params.update(data)
         return params
-    params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    return params
+    if content_type.startswith("multipart/"):
+        return _multipart(request, params)
+    return parse_form(request.body, params)
 
 
-async def bot_api(request: web.Request) -> web.StreamResponse:
-    emulator = request.app[EMULATOR_KEY]
-    info = request.match_info
-    reply, fault = emulator.call(info["token"], info["method"], await _params(request))
-    if fault is Fault.DROP:
-        # Received, recorded, and no answer: the client sees the connection close.
-        if request.transport is not None:
-            request.transport.close()
-    elif fault is Fault.TIMEOUT:
-        await asyncio.sleep(emulator.faults.config.timeout_seconds)
-    return web.Response(body=reply.body, status=reply.status, headers=_JSON)
+async def _late(response: Response, seconds: float) -> Answer:
+    await asyncio.sleep(seconds)
+    return response
 
 
-async def _not_found(request: web.Request) -> web.StreamResponse:
-    # Telegram answers any other path with its JSON 404.
-    reply = error(404, "Not Found")
-    return web.Response(body=reply.body, status=404, headers=_JSON)
+class EmulatorApp:
+    """Routes a request to the Bot API or the control API."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.control = ControlApi(emulator)
+
+    def __call__(self, request: Request) -> Answer | Awaitable[Answer]:
+        path = request.path
+        if path.startswith("/bot"):
+            token, slash, method = path[4:].partition("/")
+            if slash and "/" not in method:
+                return self.bot_api(request, token, method)
+        return self.control(request)
+
+    def bot_api(self, request: Request, token: str, method: str) -> Answer | Awaitable[Answer]:
+        emulator = self.emulator
+        reply, fault = emulator.call(token, method, _params(request))
+        response = Response(reply.status, reply.body)
+        if fault is Fault.DROP:
+            return None  # received, recorded, and the connection closes unanswered
+        if fault is Fault.TIMEOUT:
+            return _late(response, emulator.faults.config.timeout_seconds)
+        return response
 
 
-def create_app(emulator: Emulator) -> web.Application:
-    app = web.Application(client_max_size=60 * 1024 * 1024)
-    app[EMULATOR_KEY] = emulator
-    app.router.add_route("*", "/bot{token}/{method}", bot_api)
-    add_control_routes(app)
-    app.router.add_route("*", "/{tail:.*}", _not_found)
-    return app
+class RunningServer:
+    def __init__(self, server: HttpServer, base_url: str) -> None:
+        self.server = server
+        self.base_url = base_url
+
+    async def cleanup(self) -> None:
+        await self.server.close()
 
 
-async def start(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Serve `emulator` on host:port (0 picks a free port); returns the runner and base URL."""
-    # No access log: it would cost more than the request itself on the hot path.
-    runner = web.AppRunner(create_app(emulator), access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound_host, bound_port = runner.addresses[0][:2]
+async def start(emulator: Emulator, host: str, port: int) -> tuple[RunningServer, str]:
+    """Serve `emulator` on host:port (0 picks a free port); returns the server and base URL."""
+    server = HttpServer(EmulatorApp(emulator))
+    bound_host, bound_port = await server.start(host, port)
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return runner, f"http://{shown}:{bound_port}"
+    base_url = f"http://{shown}:{bound_port}"
+    return RunningServer(server, base_url), base_url

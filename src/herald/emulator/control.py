@@ -2,23 +2,39 @@
 
 For tests and dev mode: read the messages Telegram would have delivered, reset, mark chats
 blocked, migrated or missing, and set faults and limits. Bad input gets a 400 in Herald's
-error envelope `{"error": {"code", "message", "details"}}`.
+error envelope `{"error": {"code", "message", "details"}}`; any other path gets Telegram's
+own 404.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from herald.emulator.core import Emulator
+from herald.emulator.httpserver import Answer, Request, Response
 from herald.emulator.methods import Upload
 from herald.emulator.options import FaultConfig, LimitConfig, OptionError, build
+from herald.emulator.replies import NOT_FOUND
 
-EMULATOR_KEY = web.AppKey("emulator", Emulator)
+_CHAT_ROUTE = re.compile(r"/control/chats/([^/]+)/(block|missing|migrate)")
+
+
+class ControlError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def response(self) -> Response:
+        error = {"code": self.code, "message": self.message, "details": {}}
+        return Response(self.status, orjson.dumps({"error": error}))
 
 
 def _default(value: object) -> Any:
@@ -27,16 +43,8 @@ def _default(value: object) -> Any:
     raise TypeError
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(data, default=_default), status=status, content_type="application/json"
-    )
-
-
-def _bad(code: str, message: str, status: int = 400) -> web.HTTPException:
-    body = orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
-    exc = web.HTTPBadRequest if status == 400 else web.HTTPRequestTimeout
-    return exc(text=body.decode(), content_type="application/json")
+def _json(data: Any) -> Response:
+    return Response(200, orjson.dumps(data, default=_default))
 
 
 def _int(raw: str | None, name: str) -> int | None:
@@ -45,95 +53,19 @@ def _int(raw: str | None, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise _bad("invalid_parameter", f"{name} must be an integer") from None
+        raise ControlError("invalid_parameter", f"{name} must be an integer") from None
 
 
-def _chat_id(request: web.Request) -> int:
-    chat_id = _int(request.match_info["chat_id"], "chat_id")
-    assert chat_id is not None  # the route has a non-empty segment
-    return chat_id
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.body_exists:
+def _body(request: Request) -> dict[str, Any]:
+    if not request.body:
         return {}
     try:
-        data = orjson.loads(await request.read())
+        data = orjson.loads(request.body)
     except orjson.JSONDecodeError:
-        raise _bad("invalid_json", "the body is not valid JSON") from None
+        raise ControlError("invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise _bad("invalid_json", "the body must be a JSON object")
+        raise ControlError("invalid_json", "the body must be a JSON object")
     return data
-
-
-def _emulator(request: web.Request) -> Emulator:
-    return request.app[EMULATOR_KEY]
-
-
-async def get_messages(request: web.Request) -> web.Response:
-    chat_id = _int(request.query.get("chat_id"), "chat_id")
-    return _json({"messages": _emulator(request).chat_messages(chat_id)})
-
-
-async def wait_messages(request: web.Request) -> web.Response:
-    count = _int(request.query.get("count"), "count") or 1
-    chat_id = _int(request.query.get("chat_id"), "chat_id")
-    try:
-        timeout = float(request.query.get("timeout", "5"))
-    except ValueError:
-        raise _bad("invalid_parameter", "timeout must be a number") from None
-    try:
-        messages = await _emulator(request).wait_messages(count, timeout, chat_id)
-    except TimeoutError as exc:
-        raise _bad("timeout", str(exc), status=408) from None
-    return _json({"messages": messages})
-
-
-async def get_received(request: web.Request) -> web.Response:
-    return _json({"received": _emulator(request).received})
-
-
-async def reset(request: web.Request) -> web.Response:
-    _emulator(request).reset()
-    return _json({"ok": True})
-
-
-async def block(request: web.Request) -> web.Response:
-    _emulator(request).chats.blocked.add(_chat_id(request))
-    return _json({"ok": True})
-
-
-async def missing(request: web.Request) -> web.Response:
-    _emulator(request).chats.missing.add(_chat_id(request))
-    return _json({"ok": True})
-
-
-async def migrate(request: web.Request) -> web.Response:
-    new_chat_id = (await _body(request)).get("new_chat_id")
-    if isinstance(new_chat_id, bool) or not isinstance(new_chat_id, int):
-        raise _bad("invalid_parameter", "new_chat_id must be an integer")
-    _emulator(request).chats.migrated[_chat_id(request)] = new_chat_id
-    return _json({"ok": True})
-
-
-async def faults(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
-    if request.method == "POST":
-        try:
-            emulator.set_faults(build(FaultConfig, await _body(request)))
-        except OptionError as exc:
-            raise _bad("invalid_option", str(exc)) from None
-    return _json(dataclasses.asdict(emulator.faults.config))
-
-
-async def limits(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
-    if request.method == "POST":
-        try:
-            emulator.set_limits(build(LimitConfig, await _body(request)))
-        except OptionError as exc:
-            raise _bad("invalid_option", str(exc)) from None
-    return _json(dataclasses.asdict(emulator.limiter.config))
 
 
 _PAGE = """<!doctype html>
@@ -144,35 +76,110 @@ vertical-align:top}}h2{{margin-top:1.5em}}pre{{margin:0;white-space:pre-wrap}}</
 </head><body><h1>Telegram emulator</h1><p>{summary}</p>{chats}</body></html>"""
 
 
-async def page(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
-    sections = []
-    for chat_id, messages in sorted(emulator.by_chat.items()):
-        rows = "".join(
-            f"<tr><td>{m['message_id']}</td><td>{html.escape(m['method'])}</td>"
-            f"<td><pre>{html.escape(str(m.get('text') or m.get('caption') or ''))}</pre></td></tr>"
-            for m in messages[-200:]
-        )
-        sections.append(
-            f"<h2>Chat {chat_id}</h2><table><tr><th>id</th><th>method</th><th>text</th></tr>"
-            f"{rows}</table>"
-        )
-    summary = f"{len(emulator.messages)} messages, {len(emulator.received)} requests received."
-    body = _PAGE.format(summary=summary, chats="".join(sections) or "<p>No messages yet.</p>")
-    return web.Response(text=body, content_type="text/html")
+class ControlApi:
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
+            ("GET", "/"): self.page,
+            ("GET", "/control/messages"): self.messages,
+            ("GET", "/control/messages/wait"): self.wait_messages,
+            ("GET", "/control/received"): self.received,
+            ("GET", "/control/stats"): self.stats,
+            ("POST", "/control/reset"): self.reset,
+            ("GET", "/control/faults"): self.faults,
+            ("POST", "/control/faults"): self.faults,
+            ("GET", "/control/limits"): self.limits,
+            ("POST", "/control/limits"): self.limits,
+        }
 
+    def __call__(self, request: Request) -> Answer | Awaitable[Answer]:
+        try:
+            route = self._routes.get((request.method, request.path))
+            if route is not None:
+                result: Answer | Awaitable[Answer] = route(request)
+                return result
+            chat = _CHAT_ROUTE.fullmatch(request.path)
+            if chat is not None and request.method == "POST":
+                return self.mark_chat(request, chat.group(1), chat.group(2))
+        except ControlError as exc:
+            return exc.response()
+        return Response(NOT_FOUND.status, NOT_FOUND.body)
 
-def add_control_routes(app: web.Application) -> None:
-    router = app.router
-    router.add_get("/", page)
-    router.add_get("/control/messages", get_messages)
-    router.add_get("/control/messages/wait", wait_messages)
-    router.add_get("/control/received", get_received)
-    router.add_post("/control/reset", reset)
-    router.add_post("/control/chats/{chat_id}/block", block)
-    router.add_post("/control/chats/{chat_id}/missing", missing)
-    router.add_post("/control/chats/{chat_id}/migrate", migrate)
-    router.add_route("GET", "/control/faults", faults)
-    router.add_route("POST", "/control/faults", faults)
-    router.add_route("GET", "/control/limits", limits)
-    router.add_route("POST", "/control/limits", limits)
+    def messages(self, request: Request) -> Response:
+        chat_id = _int(request.query_params().get("chat_id"), "chat_id")
+        return _json({"messages": self.emulator.chat_messages(chat_id)})
+
+    def wait_messages(self, request: Request) -> Awaitable[Answer]:
+        query = request.query_params()
+        count = _int(query.get("count"), "count") or 1
+        chat_id = _int(query.get("chat_id"), "chat_id")
+        try:
+            timeout = float(query.get("timeout", "5"))
+        except ValueError:
+            raise ControlError("invalid_parameter", "timeout must be a number") from None
+        return self._wait(count, timeout, chat_id)
+
+    async def _wait(self, count: int, seconds: float, chat_id: int | None) -> Answer:
+        try:
+            messages = await self.emulator.wait_messages(count, seconds, chat_id)
+        except TimeoutError as exc:
+            return ControlError("timeout", str(exc), status=408).response()
+        return _json({"messages": messages})
+
+    def received(self, request: Request) -> Response:
+        return _json({"received": self.emulator.received})
+
+    def stats(self, request: Request) -> Response:
+        return _json(self.emulator.stats())
+
+    def reset(self, request: Request) -> Response:
+        self.emulator.reset()
+        return _json({"ok": True})
+
+    def mark_chat(self, request: Request, raw_chat_id: str, mark: str) -> Response:
+        chat_id = _int(raw_chat_id, "chat_id")
+        assert chat_id is not None  # the route matched a non-empty segment
+        chats = self.emulator.chats
+        if mark == "block":
+            chats.blocked.add(chat_id)
+        elif mark == "missing":
+            chats.missing.add(chat_id)
+        else:
+            new_chat_id = _body(request).get("new_chat_id")
+            if isinstance(new_chat_id, bool) or not isinstance(new_chat_id, int):
+                raise ControlError("invalid_parameter", "new_chat_id must be an integer")
+            chats.migrated[chat_id] = new_chat_id
+        return _json({"ok": True})
+
+    def faults(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                self.emulator.set_faults(build(FaultConfig, _body(request)))
+            except OptionError as exc:
+                raise ControlError("invalid_option", str(exc)) from None
+        return _json(dataclasses.asdict(self.emulator.faults.config))
+
+    def limits(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                self.emulator.set_limits(build(LimitConfig, _body(request)))
+            except OptionError as exc:
+                raise ControlError("invalid_option", str(exc)) from None
+        return _json(dataclasses.asdict(self.emulator.limiter.config))
+
+    def page(self, request: Request) -> Response:
+        emulator = self.emulator
+        sections = []
+        for chat_id, messages in sorted(emulator.by_chat.items()):
+            rows = "".join(
+                f"<tr><td>{m['message_id']}</td><td>{html.escape(m['method'])}</td><td><pre>"
+                f"{html.escape(str(m.get('text') or m.get('caption') or ''))}</pre></td></tr>"
+                for m in messages[-200:]
+            )
+            sections.append(
+                f"<h2>Chat {chat_id}</h2><table><tr><th>id</th><th>method</th><th>text</th></tr>"
+                f"{rows}</table>"
+            )
+        summary = f"{len(emulator.messages)} messages, {len(emulator.received)} requests received."
+        body = _PAGE.format(summary=summary, chats="".join(sections) or "<p>No messages yet.</p>")
+        return Response(200, body.encode(), b"text/html; charset=utf-8")

@@ -67,6 +67,14 @@ class Emulator:
     def set_faults(self, config: FaultConfig) -> None:
         self.faults = FaultInjector(config)
 
+    def stats(self) -> dict[str, int]:
+        """Counts only: cheap to ask for after a benchmark of many thousand messages."""
+        return {
+            "messages": len(self.messages),
+            "received": len(self.received),
+            "chats": len(self.by_chat),
+        }
+
     def chat_messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         if chat_id is None:
             return list(self.messages)

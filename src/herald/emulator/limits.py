@@ -2,7 +2,7 @@
 
 Each scope allows its rate with a burst of one window's worth (1 message per chat, 20 per
 group, 30 per bot), so a client that obeys a token bucket or a sliding window of the same
-rate never sees a 429. A small tolerance (at most 50 ms, half an interval) absorbs the
+rate never sees a 429. A tolerance (at most 250 ms, half an interval) absorbs the
 jitter between a client's decision to send and the request's arrival.
 """
 
@@ -12,7 +12,7 @@ import math
 
 from herald.emulator.options import LimitConfig
 
-_MAX_SLACK = 0.05
+_MAX_SLACK = 0.25
 
 
 class _Gcra:

@@ -72,6 +72,9 @@ class RemoteEmulator:
     async def received(self) -> list[dict[str, Any]]:
         return list((await self._request("GET", "/control/received"))["received"])
 
+    async def stats(self) -> dict[str, int]:
+        return dict(await self._request("GET", "/control/stats"))
+
     async def wait_messages(
         self,
         n: int,

@@ -33,6 +33,10 @@ class EmulatorHandle:
         """Every request recorded, including those answered with an error or a fault."""
         return list(self.emulator.received)
 
+    def stats(self) -> dict[str, int]:
+        """How many messages, requests and chats the emulator has seen."""
+        return self.emulator.stats()
+
     async def wait_messages(
         self,
         n: int,

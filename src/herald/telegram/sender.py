@@ -6,6 +6,9 @@ A task's `content` (stored at intake) holds sendMessage's parameters besides cha
      "protect_content": bool, "link_preview": bool (default false: previews off),
      "message_thread_id": int, "buttons": [[{"text": "...", "url": "https://..."}]]}
 
+or, instead of "text", "photo" or "document" (a URL or file_id) with an optional
+"caption": sent with sendPhoto / sendDocument (the gateway checks the caption's length).
+
 The base URL is injected (`HERALD_TELEGRAM_API_URL`), so tests and benchmarks point the
 real aiogram client at the emulator instead of patching it.
 """
@@ -17,7 +20,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.methods import SendMessage
+from aiogram.methods import SendDocument, SendMessage, SendPhoto
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 
 from herald.config import Settings
@@ -40,17 +43,19 @@ def chat_ref(chat_id: str) -> int | str:
         return chat_id
 
 
-def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
+def _markup(content: dict[str, Any]) -> InlineKeyboardMarkup | None:
     buttons = content.get("buttons")
-    markup = (
-        InlineKeyboardMarkup(
-            inline_keyboard=[
-                [InlineKeyboardButton(text=b["text"], url=b["url"]) for b in row] for row in buttons
-            ]
-        )
-        if buttons
-        else None
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b["text"], url=b["url"]) for b in row] for row in buttons
+        ]
     )
+
+
+def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
+    markup = _markup(content)
     return SendMessage(
         chat_id=chat_ref(chat_id),
         text=content["text"],
@@ -63,6 +68,24 @@ def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
     )
 
 
+def build_request(chat_id: str, content: dict[str, Any]) -> SendMessage | SendPhoto | SendDocument:
+    """sendMessage for text; sendPhoto / sendDocument (URL or file_id, optional caption)."""
+    if "photo" not in content and "document" not in content:
+        return build_send_message(chat_id, content)
+    common: dict[str, Any] = {
+        "chat_id": chat_ref(chat_id),
+        "caption": content.get("caption"),
+        "parse_mode": content.get("parse_mode"),
+        "disable_notification": content.get("disable_notification"),
+        "protect_content": content.get("protect_content"),
+        "message_thread_id": content.get("message_thread_id"),
+        "reply_markup": _markup(content),
+    }
+    if "photo" in content:
+        return SendPhoto(photo=content["photo"], **common)
+    return SendDocument(document=content["document"], **common)
+
+
 class TelegramSender:
     """Sends one message and returns Telegram's message_id; aiogram's exceptions pass through."""
 
@@ -70,7 +93,7 @@ class TelegramSender:
         self.bot = bot
 
     async def send(self, chat_id: str, content: dict[str, Any]) -> int:
-        message = await self.bot(build_send_message(chat_id, content))
+        message = await self.bot(build_request(chat_id, content))
         return message.message_id
 
     async def close(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -20,13 +19,14 @@ from herald.api.body import parse_json, read_body
 from herald.api.errors import ApiError, Unprocessable, validation_details
 from herald.api.openapi import ERRORS, body_of, idempotency_header
 from herald.api.responses import OrjsonResponse
+from herald.api.routing import RawRoute
 from herald.api.schemas import MAX_IDEMPOTENCY_KEY, BatchIn, BatchItem, BatchOut, TaskIn, TaskOut
 from herald.api.state import Gateway, correlation_id, gateway
 from herald.api.views import task_json
-from herald.db.intake import NewTask, insert_task, insert_tasks
+from herald.db.intake import NewTask, created_row, insert_task, insert_tasks
 from herald.metrics import INTAKE_REFUSED, TASKS_CREATED, TASKS_REPLAYED
 
-router = APIRouter(prefix="/api/tasks", tags=["intake"])
+router = APIRouter(prefix="/api/tasks", tags=["intake"], route_class=RawRoute)
 
 
 def _authorize(gw: Gateway, request: Request) -> Principal:
@@ -36,12 +36,13 @@ def _authorize(gw: Gateway, request: Request) -> Principal:
 
 
 def _new_task(task: TaskIn, key: str, default_attempts: int) -> NewTask:
+    content = task.content()
     return NewTask(
         idempotency_key=key,
-        request_hash=task.request_hash(),
+        request_hash=task.request_hash(content),
         chat_id=str(task.chat_id),
-        content_json=orjson.dumps(task.content()).decode(),
-        metadata_json=None if task.metadata is None else orjson.dumps(task.metadata).decode(),
+        content=content,
+        metadata=task.metadata,
         priority=task.priority,
         delivery=task.delivery.value,
         send_at=task.send_at,
@@ -84,6 +85,7 @@ async def create_task(request: Request) -> Response:
     except ApiError as exc:
         INTAKE_REFUSED.labels(reason=exc.code).inc()
         raise
+    await gw.guard.admit(principal.client)
     cid = correlation_id(request)
     new = _new_task(task, key, gw.settings.max_attempts)
     stored = await insert_task(gw.pool, principal.client, new, cid, f"client:{principal.client}")
@@ -93,7 +95,9 @@ async def create_task(request: Request) -> Response:
         if row["enqueued_at"] is not None:
             await gw.enqueuer.enqueue([row["id"]], cid)
         return OrjsonResponse(
-            task_json(row), status_code=201, headers={"Location": f"/api/tasks/{row['id']}"}
+            task_json(created_row(new, row, cid)),
+            status_code=201,
+            headers={"Location": f"/api/tasks/{row['id']}"},
         )
     if row["request_hash"] != new.request_hash:
         INTAKE_REFUSED.labels(reason="idempotency_key_reused").inc()
@@ -123,6 +127,7 @@ async def create_tasks(request: Request) -> Response:
     except ApiError as exc:
         INTAKE_REFUSED.labels(reason=exc.code).inc()
         raise
+    await gw.guard.admit(principal.client, cost=len(batch.items))
     cid = correlation_id(request)
     results: list[dict[str, Any]] = []
     first: dict[str, NewTask] = {}  # one insert per key; later duplicates compare to it

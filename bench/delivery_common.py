@@ -1,0 +1,127 @@
+"""Pieces shared by the delivery benchmarks: a fresh database on the local PostgreSQL, a
+private queue on the local Redis, the emulator and `herald worker` as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from herald.db import migrate
+from herald.db.pool import asyncpg_dsn
+
+PG_SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("HERALD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+TOKEN = "123456:bench-token"
+HERALD = [sys.executable, "-m", "herald.cli"]
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    url = f"{PG_SERVER}/herald_bench_{secrets.token_hex(4)}"
+    migrate.upgrade(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(migrate.drop_database(url))
+
+
+@contextmanager
+def emulator(*, limits: bool) -> Iterator[str]:
+    argv = [*HERALD, "emulator", "--port", "0"] + ([] if limits else ["--no-limits"])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"listening on (http://\S+)", line)
+    if match is None:
+        proc.kill()
+        raise SystemExit(f"emulator did not start: {line!r}")
+    try:
+        yield match.group(1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+
+
+def herald_env(database_url: str, queue: str, api_url: str, **extra: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(
+        HERALD_DATABASE_URL=database_url,
+        HERALD_REDIS_URL=REDIS_URL,
+        HERALD_QUEUE_NAME=queue,
+        HERALD_BOT_TOKEN=TOKEN,
+        HERALD_TELEGRAM_API_URL=api_url,
+        HERALD_JWT_SECRET="bench-secret-" + "x" * 32,
+        HERALD_LOG_LEVEL="WARNING",
+    )
+    env.update({f"HERALD_{k.upper()}": str(v) for k, v in extra.items()})
+    return env
+
+
+@contextmanager
+def worker(env: dict[str, str], log: Path, workers: int = 1, tasks: int = 100) -> Iterator[None]:
+    argv = [*HERALD, "worker", "--workers", str(workers), "--max-async-tasks", str(tasks)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+async def wait_workers(redis: Any, queue: str, n: int, within: float = 120) -> None:
+    deadline = time.monotonic() + within
+    while len([k async for k in redis.scan_iter(match=f"{queue}:workers:*")]) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit("the workers did not start")
+        await asyncio.sleep(0.1)
+
+
+async def insert_tasks(
+    database_url: str, n: int, chats: int, *, enqueued: bool = True
+) -> list[int]:
+    """n pending tasks over `chats` chats, in one statement; their ids."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            """
+            INSERT INTO tasks (client, idempotency_key, request_hash, chat_id, content,
+                               max_attempts, enqueued_at)
+            SELECT 'bench', 'k' || i, '\\x00', (1 + i % $2)::text,
+                   jsonb_build_object('text', 'Your order ' || i || ' has shipped'), 5,
+                   CASE WHEN $3 THEN now() END
+            FROM generate_series(1, $1) AS i
+            RETURNING id
+            """,
+            n,
+            chats,
+            enqueued,
+        )
+    finally:
+        await conn.close()
+    return [r["id"] for r in rows]
+
+
+async def count_status(database_url: str, status: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        n: int = await conn.fetchval("SELECT count(*) FROM tasks WHERE status = $1", status)
+    finally:
+        await conn.close()
+    return n
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()

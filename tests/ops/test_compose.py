@@ -1,0 +1,186 @@
+"""docker-compose.yaml, the Dockerfile and deploy/ hold together (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ("postgres", "redis", "migrate", "api", "worker")
+HERALD_SERVICES = ("migrate", "api", "worker")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = compose["services"]
+    return result
+
+
+def depends(service: dict[str, Any]) -> dict[str, str]:
+    """depends_on as {service: condition}, whichever of the two syntaxes is used."""
+    raw = service.get("depends_on", {})
+    if isinstance(raw, list):
+        return dict.fromkeys(raw, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in raw.items()}
+
+
+def test_core_services_run_without_a_profile(services: dict[str, dict[str, Any]]) -> None:
+    for name in CORE:
+        assert name in services, name
+        assert "profiles" not in services[name], f"{name} must start with a plain `up`"
+
+
+def test_migrate_runs_once_after_postgres_is_healthy(services: dict[str, dict[str, Any]]) -> None:
+    migrate = services["migrate"]
+    assert migrate["command"] == ["herald", "migrate"]
+    assert depends(migrate) == {"postgres": "service_healthy"}
+    assert migrate["restart"] == "no"
+
+
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_api_and_worker_wait_for_migrations_and_healthy_stores(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    assert depends(services[name]) == {
+        "migrate": "service_completed_successfully",
+        "postgres": "service_healthy",
+        "redis": "service_healthy",
+    }
+
+
+@pytest.mark.parametrize("name", ["postgres", "redis"])
+def test_stores_have_healthchecks_and_volumes(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]], name: str
+) -> None:
+    service = services[name]
+    assert service["healthcheck"]["test"], name
+    named_volumes = [v.split(":")[0] for v in service["volumes"]]
+    assert named_volumes, name
+    for volume in named_volumes:
+        assert volume in compose["volumes"], f"{name}: volume {volume} is not declared"
+
+
+def test_worker_is_scalable(services: dict[str, dict[str, Any]]) -> None:
+    worker = services["worker"]
+    # `--scale worker=N` fails on a fixed container name or a fixed host port.
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    assert worker["stop_grace_period"]
+
+
+def test_herald_services_share_one_image_and_configuration(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    images = {services[name]["image"] for name in HERALD_SERVICES}
+    assert len(images) == 1
+    for name in HERALD_SERVICES:
+        env = services[name]["environment"]
+        assert env["HERALD_DATABASE_URL"].startswith("postgresql+asyncpg://")
+        assert "@postgres:5432/" in env["HERALD_DATABASE_URL"]
+        assert env["HERALD_REDIS_URL"] == "redis://redis:6379/0"
+        # The secret comes from the operator's environment, never from this file.
+        assert env["HERALD_JWT_SECRET"] == "${HERALD_JWT_SECRET:-}"
+
+
+def test_optional_parts_sit_behind_profiles(services: dict[str, dict[str, Any]]) -> None:
+    assert services["nginx"]["profiles"] == ["edge"]
+    assert services["prometheus"]["profiles"] == ["monitoring"]
+    assert services["grafana"]["profiles"] == ["monitoring"]
+    assert services["emulator"]["profiles"] == ["emulator"]
+    assert any(p.endswith(":443") for p in services["nginx"]["ports"])
+
+
+def test_mounted_deploy_files_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_prometheus_scrapes_the_api_and_every_worker(services: dict[str, dict[str, Any]]) -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["herald-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    worker_sd = jobs["herald-worker"]["dns_sd_configs"][0]
+    assert worker_sd["names"] == ["worker"]
+    command = services["worker"]["command"]
+    assert str(worker_sd["port"]) == command[command.index("--metrics-port") + 1]
+    # Prometheus runs in another container: the default loopback host would hide them.
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"
+
+
+def test_nginx_terminates_tls_for_the_api() -> None:
+    conf = (ROOT / "deploy/nginx/herald.conf").read_text()
+    assert re.search(r"listen 443 ssl;", conf)
+    assert "server api:8000;" in conf
+    assert "ssl_certificate     /etc/nginx/certs/fullchain.pem;" in conf
+
+
+def test_dockerfile_is_multi_stage_and_not_root() -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert len(stages) >= 2
+    final_stage = lines[lines.index(stages[-1]) :]
+    users = [line.split()[1] for line in final_stage if line.startswith("USER ")]
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def readme_compose_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"^## Run with Docker Compose\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, "README.md has no 'Run with Docker Compose' section"
+    return match.group(1)
+
+
+def test_readme_names_exactly_the_compose_services(compose: dict[str, Any]) -> None:
+    section = readme_compose_section()
+    table_names = set(re.findall(r"^\| `([a-z-]+)` \|", section, re.M))
+    assert table_names == set(compose["services"])
+    for profile in re.findall(r"--profile ([a-z-]+)", section):
+        assert any(profile in s.get("profiles", []) for s in compose["services"].values())
+    for service in re.findall(r"--scale ([a-z-]+)=", section):
+        assert service in compose["services"]
+
+
+def _compose_cli() -> list[str] | None:
+    """`docker compose` (v2 plugin) or `docker-compose` (v1), whichever works here."""
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_compose_cli_accepts_the_file() -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env["HERALD_JWT_SECRET"] = "x" * 40
+    for profiles in ([], ["--profile", "edge", "--profile", "monitoring"]):
+        result = subprocess.run(
+            [*cli, "-f", str(ROOT / "docker-compose.yaml"), *profiles, "config", "-q"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
