@@ -65,6 +65,8 @@ class Config:
     rate_timeout: float = 0.01
     rate_drop: float = 0.01
     seed: int = 7
+    # The workers' shared limit on sends per second (HERALD_RATE_GLOBAL_PER_SECOND).
+    rate: float = 100.0
     drain_timeout: float = 120.0
 
 
@@ -79,6 +81,8 @@ class Events:
     producer_errors: Counter[str] = field(default_factory=Counter)
     # (seconds since start, what) of each failed intake attempt, to set against the faults.
     producer_error_times: list[tuple[float, str]] = field(default_factory=list)
+    # (answered at, seconds, status) of intake requests slower than 2 s.
+    slow_requests: list[tuple[float, float, int]] = field(default_factory=list)
     intake_seconds: float = 0.0
     drain_seconds: float = 0.0
 
@@ -94,6 +98,7 @@ class Harness:
         self.milestones: dict[int, asyncio.Event] = {}
         self.killed_pids: set[int] = set()
         self.workers: list[Proc] = []
+        self.worker_starts = 0
         self.env: dict[str, str] = {}
         self.api_url = ""
         self.emulator_url = ""
@@ -124,14 +129,14 @@ class Harness:
             backoff_base_seconds=0.2,
             backoff_max_seconds=2.0,
             max_attempts=20,  # certain failures (connection refused) retry, never give up
-            rate_global_per_second=1000,
+            rate_global_per_second=c.rate,
             rate_chat_per_second=0,
             rate_group_per_minute=0,
         )
         self.stack.migrate(self.env)
         _, self.api_url = self.stack.start_api(self.env)
         for i in range(c.workers):
-            self.workers.append(self.stack.start_worker(f"worker-{i}", self.env))
+            self.workers.append(self._start_worker(i))
         settings = Settings(_env_file=None, jwt_secret=JWT_SECRET)  # type: ignore[call-arg]
         self.token = mint_token(settings, "chaos", ["tasks:write"], ttl=3600)
 
@@ -142,7 +147,7 @@ class Harness:
         for n in range(self.config.tasks):
             queue.put_nowait(n)
         limits = httpx.Limits(max_connections=self.config.producers)
-        async with httpx.AsyncClient(base_url=self.api_url, limits=limits, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=self.api_url, limits=limits, timeout=60) as client:
             await asyncio.gather(
                 *(self._producer(client, queue) for _ in range(self.config.producers))
             )
@@ -159,11 +164,16 @@ class Harness:
             headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": f"chaos-{n}"}
             delay = 0.1
             while True:
+                started = time.monotonic()
                 try:
                     response = await client.post("/api/tasks", json=body, headers=headers)
                 except httpx.HTTPError as exc:
                     self._producer_error(type(exc).__name__)
                 else:
+                    if time.monotonic() - started > 2:
+                        self.events.slow_requests.append(
+                            (self.now(), round(time.monotonic() - started, 1), response.status_code)
+                        )
                     if response.status_code in (200, 201):
                         break
                     self._producer_error(str(response.status_code))
@@ -191,24 +201,78 @@ class Harness:
 
     # --- faults ------------------------------------------------------------------------
 
+    def _start_worker(self, i: int) -> Proc:
+        self.worker_starts += 1
+        return self.stack.start_worker(f"worker-{i}.{self.worker_starts}", self.env)
+
+    def _listening(self) -> list[int]:
+        """Indexes of the workers whose taskiq receiver is up (they can take messages)."""
+        return [
+            i
+            for i, worker in enumerate(self.workers)
+            if worker.alive() and "Listening started" in worker.log_path.read_text()
+        ]
+
+    async def wait_workers_up(self) -> None:
+        while len(self._listening()) < len(self.workers):  # noqa: ASYNC110 - polls log files
+            await asyncio.sleep(0.1)
+
     async def kill_workers(self) -> None:
-        # Round robin: the worker killed is the one that has run longest, the likeliest to
-        # be in the middle of sends.
-        turn = 0
-        while not self.intake_done.is_set():
+        """Every `kill_every` seconds, SIGKILL a running worker's process group; start it again.
+
+        The victim is a worker that is up (killing one still importing proves nothing),
+        preferably one that holds a claim right now (a task in `sending` under its lease),
+        looked for during up to a second: crashes strike at any moment, and the moment
+        that matters is the one between claim and record.
+        """
+        conn: Any = None
+        try:
+            while not self.intake_done.is_set():
+                try:
+                    await asyncio.wait_for(self.intake_done.wait(), self.config.kill_every)
+                    return
+                except TimeoutError:
+                    pass
+                while not (up := self._listening()):
+                    if self.intake_done.is_set():
+                        return
+                    await asyncio.sleep(0.1)
+                conn, busy = await self._busy_worker(conn, up)
+                i = up[0] if busy is None else busy
+                old = self.workers[i]
+                pids = old.kill()
+                await asyncio.to_thread(old.popen.wait)
+                self.killed_pids.update(pids)
+                self.workers[i] = self._start_worker(i)
+                self.events.kills.append(
+                    {"at": self.now(), "worker": i, "pids": pids, "holding_claim": busy is not None}
+                )
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _busy_worker(self, conn: Any, up: list[int]) -> tuple[Any, int | None]:
+        """(connection, index among `up` of a worker holding a `sending` lease, or None)."""
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
             try:
-                await asyncio.wait_for(self.intake_done.wait(), self.config.kill_every)
-                return
-            except TimeoutError:
-                pass
-            i = turn % len(self.workers)
-            turn += 1
-            old = self.workers[i]
-            pids = old.kill()
-            await asyncio.to_thread(old.popen.wait)
-            self.killed_pids.update(pids)
-            self.workers[i] = self.stack.start_worker(f"worker-{i}", self.env)
-            self.events.kills.append({"at": self.now(), "worker": i, "pids": pids})
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(self.stack.database_url.replace("+asyncpg", ""))
+                owners = await conn.fetch(
+                    "SELECT DISTINCT lease_owner FROM tasks WHERE status = 'sending'"
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return None, None  # PostgreSQL is restarting: take any worker
+            for row in owners:
+                found = _OWNER_PID.match(row["lease_owner"] or "")
+                if found is None:
+                    continue
+                pid = int(found.group(1))
+                for i in up:
+                    if pid in self.workers[i].pids():
+                        return conn, i
+            await asyncio.sleep(0.01)
+        return conn, None
 
     async def restart_backends(self) -> None:
         total = self.config.tasks
@@ -233,6 +297,7 @@ class Harness:
             await asyncio.sleep(0.5)
 
     async def run(self) -> dict[str, Any]:
+        await asyncio.wait_for(self.wait_workers_up(), 120)
         self.start = time.monotonic()
         await asyncio.gather(self.produce(), self.kill_workers(), self.restart_backends())
         dsn = self.stack.database_url.replace("+asyncpg", "")
@@ -306,6 +371,9 @@ class Harness:
                 failed.append({"task": n, "error": t["last_error"]})
             elif t["status"] == "uncertain":
                 cause = self._uncertain_cause(n, t, last_request, last_claim)
+                if cause == "worker_killed_mid_send":
+                    # Killed after its claim: before the request, or with it in flight.
+                    cause += "_delivered" if got else "_not_sent"
                 uncertain[cause] += 1
                 if cause == "unexplained":
                     unexplained.append(
@@ -328,6 +396,7 @@ class Harness:
             "injected": {
                 "ambiguous_faults": sum(outcomes[f] for f in AMBIGUOUS_FAULTS),
                 "worker_kills": len(self.events.kills),
+                "worker_kills_holding_a_claim": sum(k["holding_claim"] for k in self.events.kills),
                 "worker_processes_killed": len(self.killed_pids),
                 "redis_restarts": len(self.events.redis_restarts),
                 "postgres_restarts": len(self.events.postgres_restarts),
@@ -341,6 +410,7 @@ class Harness:
                 "producer_retries": self.events.producer_retries,
                 "producer_errors": dict(self.events.producer_errors),
                 "producer_error_times": self.events.producer_error_times,
+                "slow_requests": self.events.slow_requests,
             },
             "duplicates": len(duplicates),
             "duplicate_tasks": sorted(duplicates)[:20],
@@ -379,7 +449,8 @@ def summary(report: dict[str, Any]) -> str:
         f"emulator: {em['send_requests']} sendMessage requests {em['outcomes']}, "
         f"{em['messages_accepted']} messages accepted",
         f"injected: {inj['ambiguous_faults']} ambiguous faults, {inj['worker_kills']} worker "
-        f"kills ({inj['worker_processes_killed']} processes), Redis restarted "
+        f"kills ({inj['worker_kills_holding_a_claim']} of a worker holding a claim, "
+        f"{inj['worker_processes_killed']} processes), Redis restarted "
         f"{inj['redis_restarts']}x, PostgreSQL crashed and restarted {inj['postgres_restarts']}x",
         f"producer retries: {report['events']['producer_retries']} "
         f"{report['events']['producer_errors']}; intake {report['events']['intake_seconds']} s, "
@@ -400,6 +471,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument("--kill-every", type=float, default=defaults.kill_every)
     parser.add_argument("--producers", type=int, default=defaults.producers)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--rate", type=float, default=defaults.rate, help="workers' global sends/s (0: off)"
+    )
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout)
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
@@ -412,6 +486,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         kill_every=args.kill_every,
         producers=args.producers,
         seed=args.seed,
+        rate=args.rate,
         drain_timeout=args.drain_timeout,
     )
     return config, args
