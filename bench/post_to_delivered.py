@@ -4,7 +4,8 @@
 
 Runs `herald api` (one process), `herald worker --workers 1` and the emulator (limits
 off; Herald's limits off too). An open-loop client posts one task every 1/rate s, each
-with its own Idempotency-Key, and notes when it started the request. Two latencies per
+with its own Idempotency-Key, and notes when it started the request; 3 s of the same load
+before it warm the processes up and are not counted. Two latencies per
 task, from that moment: to the message's arrival in the emulator (what a recipient sees),
 and to `delivered` recorded in PostgreSQL. Prints p50, p90, p99 and max of both, and
 `uptime`.
@@ -20,9 +21,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 from redis.asyncio import Redis
 
 from bench.delivery_common import (
@@ -59,19 +61,77 @@ def _percentiles(values: list[float]) -> str:
     )
 
 
+ANSWERED: dict[str, float] = {}
+
+
+async def _wait_healthy(client: aiohttp.ClientSession) -> None:
+    for _ in range(1200):
+        try:
+            async with client.get("/health") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit("herald api did not start")
+
+
+async def _load(
+    client: aiohttp.ClientSession, token: str, rate: float, n: int, prefix: str = "lat"
+) -> dict[str, float]:
+    """Open loop: one POST every 1/rate s whatever the answers; when each one started."""
+    started: dict[str, float] = {}
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def post(i: int) -> None:
+        key = f"{prefix}-{i}"
+        started[key] = time.time()
+        body = {"chat_id": 1 + i % 500, "text": key}
+        async with client.post(
+            "/api/tasks", json=body, headers={**headers, "Idempotency-Key": key}
+        ) as r:
+            r.raise_for_status()
+        ANSWERED[key] = time.time() - started[key]
+
+    t0 = time.perf_counter()
+    posts = []
+    for i in range(n):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        posts.append(asyncio.create_task(post(i)))
+    await asyncio.gather(*posts)
+    return started
+
+
+async def _delivered(database_url: str, n: int) -> list[Any]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        for _ in range(600):
+            rows: list[Any] = await conn.fetch(
+                "SELECT idempotency_key, extract(epoch FROM updated_at) AS at,"
+                " extract(epoch FROM created_at) AS created"
+                " FROM tasks WHERE status = 'delivered'"
+            )
+            if len(rows) == n:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    return rows
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
+    n = int(args.rate * args.seconds)
     queue = f"herald:bench:{secrets.token_hex(4)}"
     port = _free_port()
     redis = Redis.from_url(REDIS_URL)
     async with fresh_database() as database_url:
-        with (
-            emulator(limits=False) as base_url,
-            tempfile.TemporaryDirectory() as tmp,
-        ):
+        with emulator(limits=False) as base_url, tempfile.TemporaryDirectory() as tmp:
             env = herald_env(
                 database_url,
                 queue,
@@ -82,68 +142,49 @@ async def main() -> None:
             )
             settings = Settings(_env_file=None, jwt_secret=env["HERALD_JWT_SECRET"])
             token = mint_token(settings, "bench", ["tasks:write"])
-            api_log = (Path(tmp) / "api.log").open("wb")
-            api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                [*HERALD, "api", "--port", str(port)], env=env, stdout=api_log, stderr=api_log
-            )
-            started: dict[str, float] = {}
+            with (Path(tmp) / "api.log").open("wb") as api_log:
+                api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                    [*HERALD, "api", "--port", str(port)], env=env, stdout=api_log, stderr=api_log
+                )
             try:
                 with worker(env, Path(tmp) / "w.log"):
                     await wait_workers(redis, queue, 1)
-                    url = f"http://127.0.0.1:{port}"
-                    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-                        for _ in range(600):
-                            try:
-                                if (await client.get("/health")).status_code == 200:
-                                    break
-                            except httpx.TransportError:
-                                pass
-                            await asyncio.sleep(0.1)
-                        headers = {"Authorization": f"Bearer {token}"}
-
-                        async def post(i: int) -> None:
-                            key = f"lat-{i}"
-                            started[key] = time.time()
-                            body = {"chat_id": 1 + i % 500, "text": key}
-                            r = await client.post(
-                                "/api/tasks", json=body, headers={**headers, "Idempotency-Key": key}
-                            )
-                            r.raise_for_status()
-
-                        n = int(args.rate * args.seconds)
-                        t0 = time.perf_counter()
-                        posts = []
-                        for i in range(n):
-                            delay = t0 + i / args.rate - time.perf_counter()
-                            if delay > 0:
-                                await asyncio.sleep(delay)
-                            posts.append(asyncio.create_task(post(i)))
-                        await asyncio.gather(*posts)
+                    # aiohttp, not httpx: at 100 requests/s httpx alone took most of a core
+                    # here and its queueing, not Herald, made the latency.
+                    async with aiohttp.ClientSession(
+                        base_url=f"http://127.0.0.1:{port}",
+                        timeout=aiohttp.ClientTimeout(total=30),
+                    ) as client:
+                        await _wait_healthy(client)
+                        # Warm-up, not measured: connections, first requests, first sends.
+                        await _load(client, token, args.rate, int(args.rate * 3), "warm")
+                        async with RemoteEmulator(base_url) as remote:
+                            await remote.wait_messages(int(args.rate * 3), timeout=60)
+                            await remote.reset()
+                        await _delivered(database_url, int(args.rate * 3))
+                        started = await _load(client, token, args.rate, n)
                     async with RemoteEmulator(base_url) as remote:
                         messages = await remote.wait_messages(n, timeout=60)
-                    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-                    for _ in range(100):
-                        rows = await conn.fetch(
-                            "SELECT idempotency_key, extract(epoch FROM updated_at) AS at"
-                            " FROM tasks WHERE status = 'delivered'"
-                        )
-                        if len(rows) == n:
-                            break
-                        await asyncio.sleep(0.1)
-                    await conn.close()
+                    rows = [
+                        r
+                        for r in await _delivered(database_url, n + int(args.rate * 3))
+                        if r["idempotency_key"] in started
+                    ]
             finally:
                 api.terminate()
                 api.wait(10)
-                api_log.close()
             keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
             if keys:
                 await redis.delete(*keys)
     await redis.aclose()
-    to_telegram = [m["time"] - started[m["text"]] for m in messages]
-    recorded = [float(r["at"]) - started[r["idempotency_key"]] for r in rows]
     print(f"{n} tasks at {args.rate:g}/s")
-    print(f"POST -> in the emulator:        {_percentiles(to_telegram)}")
-    print(f"POST -> delivered in PostgreSQL: {_percentiles(recorded)}")
+    print(f"POST answered:                    {_percentiles([ANSWERED[k] for k in started])}")
+    created = [float(r["at"]) - float(r["created"]) for r in rows]
+    print(f"created -> delivered (database):  {_percentiles(created)}")
+    to_telegram = [m["time"] - started[m["text"]] for m in messages if m["text"] in started]
+    print(f"POST -> in the emulator:          {_percentiles(to_telegram)}")
+    recorded = [float(r["at"]) - started[r["idempotency_key"]] for r in rows]
+    print(f"POST -> delivered in PostgreSQL:  {_percentiles(recorded)}")
     print(uptime())
 
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from taskiq import TaskiqEvents, TaskiqState
 
 from herald.config import get_settings
@@ -48,7 +48,13 @@ async def _startup(state: TaskiqState) -> None:
     global _runtime
     settings = get_settings()
     pool = await create_pool(settings)
-    redis = Redis.from_url(settings.redis_url)
+    # Blocking: with --max-async-tasks deliveries at once, a pool that raises when it runs
+    # out (redis-py's default) failed rate-limit calls under a burst; this one waits.
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=64, timeout=settings.telegram_timeout
+        )
+    )
     hints = Hints(redis, broker, settings.queue_name)
     limiter = RateLimiter(redis, settings)
     deliverer = Deliverer(

@@ -7,8 +7,8 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from herald.delivery.claim import Claimed, claim
-from herald.delivery.record import Transition, record
+from herald.delivery.claim import Claimed, claim, claim_many
+from herald.delivery.record import Transition, record, record_many
 from herald.emulator.testing import EmulatorHandle
 from herald.states import TaskStatus
 from tests.delivery.conftest import events, insert_task, make_due, task_row
@@ -225,3 +225,21 @@ async def test_record_is_fenced_by_attempt_and_owner_but_keeps_a_late_success(db
     assert await record(db, task_id, 1, "worker:a", done) == "uncertain"
     row = await task_row(db, task_id)
     assert (row["status"], row["telegram_message_id"]) == ("delivered", 99)
+
+
+async def test_one_statement_records_many_outcomes_each_under_its_own_fence(db: Any) -> None:
+    ids = [await insert_task(db, chat_id=60 + i) for i in range(3)]
+    claimed = await claim_many(db, "worker:a", 30, 3)
+    assert sorted(c.id for c in claimed) == ids
+    done = Transition(TaskStatus.DELIVERED, "delivered", message_id=7)
+    retry = Transition(TaskStatus.PENDING, "retry", error_code=429, retry_in=5.0)
+    results = await record_many(
+        db,
+        "worker:a",
+        [(ids[0], 1, done), (ids[1], 2, done), (ids[2], 1, retry)],  # ids[1]: wrong attempt
+    )
+    assert results == ["sending", None, "sending"]
+    rows = [await task_row(db, i) for i in ids]
+    assert [r["status"] for r in rows] == ["delivered", "sending", "pending"]
+    assert rows[2]["next_attempt_at"] == rows[2]["enqueued_at"]
+    assert (await events(db, ids[2]))[-1] == ("sending", "pending", "retry")

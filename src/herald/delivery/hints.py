@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import structlog
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 from taskiq.message import TaskiqMessage
 
 from herald.queue import DELIVER_TASK_NAME
+
+log = structlog.get_logger(__name__)
 
 
 class Hints:
@@ -47,11 +50,17 @@ class Hints:
     def push_later(self, task_id: int, correlation_id: str | None, delay: float) -> None:
         loop = asyncio.get_running_loop()
 
+        async def push() -> None:
+            try:
+                await self.push([(task_id, correlation_id)])
+            except Exception:  # the sweeper re-enqueues the task once its hint is stale
+                log.warning("hint_push_failed", task_id=task_id, exc_info=True)
+
         def fire() -> None:
             self._timers.discard(handle)
-            push = loop.create_task(self.push([(task_id, correlation_id)]))
-            self._pushes.add(push)
-            push.add_done_callback(self._pushes.discard)
+            push_task = loop.create_task(push())
+            self._pushes.add(push_task)
+            push_task.add_done_callback(self._pushes.discard)
 
         handle = loop.call_later(max(0.0, delay), fire)
         self._timers.add(handle)

@@ -99,18 +99,27 @@ class Deliverer:
         return await self._finish(task, outcome)
 
     async def _finish(self, task: Claimed, outcome: Outcome) -> TaskStatus:
-        if self.limiter is not None:
-            await self.limiter.sent(task.chat_id)
         if outcome.verdict is not Verdict.DELIVERED:
             TELEGRAM_ERRORS.labels(code=outcome.code).inc()
-            if outcome.retry_after is not None and self.limiter is not None:
-                await self.limiter.pause(task.chat_id, outcome.retry_after)
+        if self.limiter is not None:
+            await self._release(task.chat_id, outcome.retry_after)
         transition = decide(task, outcome, self.settings)
         replaced = await self._records.submit((task.id, task.attempt, transition))
         self._observe(task, transition, replaced)
         if replaced is not None and transition.retry_in is not None:
             self.hints.push_later(task.id, task.correlation_id, transition.retry_in)
         return transition.status
+
+    async def _release(self, chat_id: str, retry_after: float | None) -> None:
+        """Free the chat for its next send, paused after a 429. Never stands in the way of
+        the record: if Redis fails here, the chat's hold simply runs out on its own."""
+        assert self.limiter is not None
+        try:
+            await self.limiter.sent(chat_id)
+            if retry_after is not None:
+                await self.limiter.pause(chat_id, retry_after)
+        except Exception:
+            log.exception("rate_limit_release_failed", chat_id=chat_id)
 
     def _observe(self, task: Claimed, transition: Transition, replaced: str | None) -> None:
         if replaced is None:
