@@ -392,8 +392,12 @@ class Harness:
             elif t["status"] == "uncertain":
                 cause = self._uncertain_cause(n, t, last_request, last_claim, lease_expired)
                 if cause == "worker_killed_mid_send":
-                    # Killed after its claim: before the request, or with it in flight.
-                    cause += "_delivered" if got else "_not_sent"
+                    # Killed after its claim: before its request (never reached the
+                    # emulator), or with it in flight (the message may have arrived).
+                    if got:
+                        cause += "_delivered"
+                    else:
+                        cause += "_not_delivered" if n in last_request else "_never_requested"
                 uncertain[cause] += 1
                 if cause == "unexplained":
                     unexplained.append(
