@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,14 @@ TOKEN = "123456:bench-token"
 HERALD = [sys.executable, "-m", "herald.cli"]
 
 
-@contextmanager
-def fresh_database() -> Iterator[str]:
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
     url = f"{PG_SERVER}/herald_bench_{secrets.token_hex(4)}"
-    migrate.upgrade(url)
+    await asyncio.to_thread(migrate.upgrade, url)  # it runs its own event loop
     try:
         yield url
     finally:
-        asyncio.run(migrate.drop_database(url))
+        await migrate.drop_database(url)
 
 
 @contextmanager

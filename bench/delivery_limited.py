@@ -45,28 +45,28 @@ async def main() -> None:
     n = (args.seconds + 10) * 30
     queue = f"herald:bench:{secrets.token_hex(4)}"
     redis = Redis.from_url(REDIS_URL)
-    with (
-        fresh_database() as database_url,
-        emulator(limits=True) as base_url,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        env = herald_env(database_url, queue, base_url)
-        ids = await insert_tasks(database_url, n, chats=500)
-        with worker(env, Path(tmp) / "w.log", workers=args.workers):
-            await wait_workers(redis, queue, args.workers)
-            hints = Hints(redis, make_broker(Settings(_env_file=None, queue_name=queue)), queue)
-            for i in range(0, n, 1000):
-                await hints.push([(task_id, None) for task_id in ids[i : i + 1000]])
-            async with RemoteEmulator(base_url) as remote:
-                await remote.wait_messages(1, timeout=60)
-                first = (await remote.messages())[0]["time"]
-                end = first + 2 + args.seconds
-                await asyncio.sleep(max(0.0, end + 1 - time.time()))
-                messages = await remote.messages()
-                received = await remote.received()
-        keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
-        if keys:
-            await redis.delete(*keys)
+    async with fresh_database() as database_url:
+        with (
+            emulator(limits=True) as base_url,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            env = herald_env(database_url, queue, base_url)
+            ids = await insert_tasks(database_url, n, chats=500)
+            with worker(env, Path(tmp) / "w.log", workers=args.workers):
+                await wait_workers(redis, queue, args.workers)
+                hints = Hints(redis, make_broker(Settings(_env_file=None, queue_name=queue)), queue)
+                for i in range(0, n, 1000):
+                    await hints.push([(task_id, None) for task_id in ids[i : i + 1000]])
+                async with RemoteEmulator(base_url) as remote:
+                    await remote.wait_messages(1, timeout=60)
+                    first = (await remote.messages())[0]["time"]
+                    end = first + 2 + args.seconds
+                    await asyncio.sleep(max(0.0, end + 1 - time.time()))
+                    messages = await remote.messages()
+                    received = await remote.received()
+            keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
+            if keys:
+                await redis.delete(*keys)
     await redis.aclose()
     start = first + 2
     in_window = [m["time"] for m in messages if start <= m["time"] < start + args.seconds]

@@ -99,22 +99,23 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--raw", type=int, default=5_000)
     args = parser.parse_args()
-    with fresh_database() as database_url, emulator(limits=False) as base_url:
-        raw_before = await raw_aiogram(base_url, args.raw)
-        print(f"raw aiogram (before): {raw_before:,.0f} messages/s")
-        async with RemoteEmulator(base_url) as remote:
-            await remote.reset()
-        with tempfile.TemporaryDirectory() as tmp:
-            rate = await herald_run(database_url, base_url, args.tasks, Path(tmp) / "w.log")
-        async with RemoteEmulator(base_url) as remote:
-            recorded = (await remote.stats())["messages"]
-            await remote.reset()
-        print(f"herald, 1 worker process: {rate:,.0f} tasks/s end to end ({args.tasks} tasks)")
-        print(f"emulator recorded {recorded} messages for {args.tasks} tasks")
-        raw_after = await raw_aiogram(base_url, args.raw)
-        print(f"raw aiogram (after): {raw_after:,.0f} messages/s")
-        raw = (raw_before + raw_after) / 2
-        print(f"ratio herald / raw aiogram: {rate / raw:.2f}")
+    async with fresh_database() as database_url:
+        with emulator(limits=False) as base_url:
+            raw_before = await raw_aiogram(base_url, args.raw)
+            print(f"raw aiogram (before): {raw_before:,.0f} messages/s")
+            async with RemoteEmulator(base_url) as remote:
+                await remote.reset()
+            with tempfile.TemporaryDirectory() as tmp:
+                rate = await herald_run(database_url, base_url, args.tasks, Path(tmp) / "w.log")
+            async with RemoteEmulator(base_url) as remote:
+                recorded = (await remote.stats())["messages"]
+                await remote.reset()
+            print(f"herald, 1 worker process: {rate:,.0f} tasks/s end to end ({args.tasks} tasks)")
+            print(f"emulator recorded {recorded} messages for {args.tasks} tasks")
+            raw_after = await raw_aiogram(base_url, args.raw)
+            print(f"raw aiogram (after): {raw_after:,.0f} messages/s")
+            raw = (raw_before + raw_after) / 2
+            print(f"ratio herald / raw aiogram: {rate / raw:.2f}")
     print(uptime())
 
 

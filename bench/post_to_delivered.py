@@ -67,77 +67,77 @@ async def main() -> None:
     queue = f"herald:bench:{secrets.token_hex(4)}"
     port = _free_port()
     redis = Redis.from_url(REDIS_URL)
-    with (
-        fresh_database() as database_url,
-        emulator(limits=False) as base_url,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        env = herald_env(
-            database_url,
-            queue,
-            base_url,
-            rate_global_per_second=0,
-            rate_chat_per_second=0,
-            rate_group_per_minute=0,
-        )
-        settings = Settings(_env_file=None, jwt_secret=env["HERALD_JWT_SECRET"])
-        token = mint_token(settings, "bench", ["tasks:write"])
-        api_log = (Path(tmp) / "api.log").open("wb")
-        api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [*HERALD, "api", "--port", str(port)], env=env, stdout=api_log, stderr=api_log
-        )
-        started: dict[str, float] = {}
-        try:
-            with worker(env, Path(tmp) / "w.log"):
-                await wait_workers(redis, queue, 1)
-                url = f"http://127.0.0.1:{port}"
-                async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-                    for _ in range(600):
-                        try:
-                            if (await client.get("/health")).status_code == 200:
-                                break
-                        except httpx.TransportError:
-                            pass
-                        await asyncio.sleep(0.1)
-                    headers = {"Authorization": f"Bearer {token}"}
+    async with fresh_database() as database_url:
+        with (
+            emulator(limits=False) as base_url,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            env = herald_env(
+                database_url,
+                queue,
+                base_url,
+                rate_global_per_second=0,
+                rate_chat_per_second=0,
+                rate_group_per_minute=0,
+            )
+            settings = Settings(_env_file=None, jwt_secret=env["HERALD_JWT_SECRET"])
+            token = mint_token(settings, "bench", ["tasks:write"])
+            api_log = (Path(tmp) / "api.log").open("wb")
+            api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                [*HERALD, "api", "--port", str(port)], env=env, stdout=api_log, stderr=api_log
+            )
+            started: dict[str, float] = {}
+            try:
+                with worker(env, Path(tmp) / "w.log"):
+                    await wait_workers(redis, queue, 1)
+                    url = f"http://127.0.0.1:{port}"
+                    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                        for _ in range(600):
+                            try:
+                                if (await client.get("/health")).status_code == 200:
+                                    break
+                            except httpx.TransportError:
+                                pass
+                            await asyncio.sleep(0.1)
+                        headers = {"Authorization": f"Bearer {token}"}
 
-                    async def post(i: int) -> None:
-                        key = f"lat-{i}"
-                        started[key] = time.time()
-                        body = {"chat_id": 1 + i % 500, "text": key}
-                        r = await client.post(
-                            "/api/tasks", json=body, headers={**headers, "Idempotency-Key": key}
+                        async def post(i: int) -> None:
+                            key = f"lat-{i}"
+                            started[key] = time.time()
+                            body = {"chat_id": 1 + i % 500, "text": key}
+                            r = await client.post(
+                                "/api/tasks", json=body, headers={**headers, "Idempotency-Key": key}
+                            )
+                            r.raise_for_status()
+
+                        n = int(args.rate * args.seconds)
+                        t0 = time.perf_counter()
+                        posts = []
+                        for i in range(n):
+                            delay = t0 + i / args.rate - time.perf_counter()
+                            if delay > 0:
+                                await asyncio.sleep(delay)
+                            posts.append(asyncio.create_task(post(i)))
+                        await asyncio.gather(*posts)
+                    async with RemoteEmulator(base_url) as remote:
+                        messages = await remote.wait_messages(n, timeout=60)
+                    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+                    for _ in range(100):
+                        rows = await conn.fetch(
+                            "SELECT idempotency_key, extract(epoch FROM updated_at) AS at"
+                            " FROM tasks WHERE status = 'delivered'"
                         )
-                        r.raise_for_status()
-
-                    n = int(args.rate * args.seconds)
-                    t0 = time.perf_counter()
-                    posts = []
-                    for i in range(n):
-                        delay = t0 + i / args.rate - time.perf_counter()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                        posts.append(asyncio.create_task(post(i)))
-                    await asyncio.gather(*posts)
-                async with RemoteEmulator(base_url) as remote:
-                    messages = await remote.wait_messages(n, timeout=60)
-                conn = await asyncpg.connect(asyncpg_dsn(database_url))
-                for _ in range(100):
-                    rows = await conn.fetch(
-                        "SELECT idempotency_key, extract(epoch FROM updated_at) AS at"
-                        " FROM tasks WHERE status = 'delivered'"
-                    )
-                    if len(rows) == n:
-                        break
-                    await asyncio.sleep(0.1)
-                await conn.close()
-        finally:
-            api.terminate()
-            api.wait(10)
-            api_log.close()
-        keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
-        if keys:
-            await redis.delete(*keys)
+                        if len(rows) == n:
+                            break
+                        await asyncio.sleep(0.1)
+                    await conn.close()
+            finally:
+                api.terminate()
+                api.wait(10)
+                api_log.close()
+            keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
+            if keys:
+                await redis.delete(*keys)
     await redis.aclose()
     to_telegram = [m["time"] - started[m["text"]] for m in messages]
     recorded = [float(r["at"]) - started[r["idempotency_key"]] for r in rows]

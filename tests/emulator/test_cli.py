@@ -62,3 +62,22 @@ async def test_standalone_serves_and_stops_cleanly(sig: signal.Signals) -> None:
         finally:
             await bot.session.close()
         assert await _stops_on(process, sig) == 0
+
+
+async def test_refuses_fault_rates_over_one() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "herald.cli",
+        "emulator",
+        "--port",
+        "0",
+        "--fault-429",
+        "0.7",
+        "--fault-500",
+        "0.7",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    assert b"fault rates must add up to at most 1" in stderr

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -36,6 +37,15 @@ async def test_fault_5xx_is_a_server_error(
         await bot.send_message(1, "hi")
     assert telegram_emulator.messages() == []
     assert telegram_emulator.received[-1]["status"] == status
+
+
+async def test_proxy_502_is_not_json(telegram_emulator: EmulatorHandle, bot: Bot) -> None:
+    telegram_emulator.set_faults(rate_proxy_502=1.0)
+    with pytest.raises(ClientDecodeError) as caught:
+        await bot.send_message(1, "x")
+    assert "502 Bad Gateway" in str(caught.value.data)
+    assert telegram_emulator.messages() == []
+    assert telegram_emulator.received[-1]["outcome"] == "fault_proxy_502"
 
 
 async def test_faults_spare_methods_that_send_nothing(
@@ -87,6 +97,8 @@ async def _burst(bot: Bot, n: int) -> Counter[str]:
             seen["server_error"] += 1
         except TelegramNetworkError:
             seen["network_error"] += 1
+        except ClientDecodeError:
+            seen["not_json"] += 1
 
     for start in range(1, n + 1, 50):
         await asyncio.gather(*(one(c) for c in range(start, min(start + 50, n + 1))))
@@ -100,6 +112,7 @@ async def test_fault_rates_for_a_seed_are_within_tolerance_and_repeatable(
         "rate_429": 0.1,
         "rate_500": 0.1,
         "rate_502": 0.05,
+        "rate_proxy_502": 0.05,
         "rate_timeout": 0.05,
         "rate_drop": 0.05,
         "timeout_seconds": 0.0,
@@ -115,15 +128,17 @@ async def test_fault_rates_for_a_seed_are_within_tolerance_and_repeatable(
         ("fault_429", 0.1),
         ("fault_500", 0.1),
         ("fault_502", 0.05),
+        ("fault_proxy_502", 0.05),
         ("fault_timeout", 0.05),
         ("fault_drop", 0.05),
-        ("ok", 0.65),
+        ("ok", 0.6),
     ]:
         assert abs(counts[outcome] - n * rate) <= 4 * (n * rate * (1 - rate)) ** 0.5, outcome
     # What aiogram raised matches what the emulator says it did.
     assert seen["retry_after"] == counts["fault_429"]
     assert seen["server_error"] == counts["fault_500"] + counts["fault_502"]
     assert seen["network_error"] == counts["fault_drop"]
+    assert seen["not_json"] == counts["fault_proxy_502"]
     assert seen["ok"] == counts["ok"] + counts["fault_timeout"]  # a 0 s delay still answers
     # Only the faults after acceptance left a message.
     assert (

@@ -70,6 +70,12 @@ async def test_garbage_gets_400_and_a_closed_connection(telegram_emulator: Emula
     assert telegram_emulator.received == []
 
 
+async def test_a_percent_encoded_path_is_decoded(telegram_emulator: EmulatorHandle) -> None:
+    token = TOKEN.replace(":", "%3A")
+    data = await _exchange(telegram_emulator, f"GET /bot{token}/getMe HTTP/1.0\r\n\r\n".encode())
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 async def test_http_1_0_closes_after_the_answer(telegram_emulator: EmulatorHandle) -> None:
     data = await _exchange(telegram_emulator, f"GET /bot{TOKEN}/getMe HTTP/1.0\r\n\r\n".encode())
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")

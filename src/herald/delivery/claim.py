@@ -6,7 +6,8 @@ holds under a backlog; every message claims at most one task and every due task 
 message or the sweeper, so none is left behind. With nothing due, the message is dropped.
 
 Round trips:
-- no rate limits: one statement (pick with SKIP LOCKED, update, audit event);
+- no rate limits: one statement (pick with SKIP LOCKED, update, audit event), shared by
+  the claims a worker makes at the same time (`claim_many`, see `coalesce.py`);
 - rate limits on: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, the Redis script, one UPDATE
   (claim with its event, or defer), COMMIT. The row stays locked while Redis answers, so
   a deferral never shows a transient `sending` and costs no audit row.
@@ -35,7 +36,7 @@ WITH picked AS (
     FROM tasks
     WHERE status = 'pending' AND next_attempt_at <= now()
     ORDER BY priority DESC, next_attempt_at
-    LIMIT 1
+    LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE tasks t SET
@@ -143,13 +144,21 @@ def _result(row: Any, wait: float = 0.0) -> Claimed | Expired:
     )
 
 
+async def claim_many(
+    pool: Any, owner: str, lease_seconds: float, n: int
+) -> list[Claimed | Expired]:
+    """Without rate limits: the n best due tasks in one statement (fewer when fewer are due)."""
+    rows = await pool.fetch(_CLAIM_SQL, owner, float(lease_seconds), n)
+    return [_result(row) for row in rows]
+
+
 async def claim(
     pool: Any, limiter: RateLimiter | None, owner: str, lease_seconds: float
 ) -> ClaimResult:
     """Claim the best due task for `owner`; None when nothing is due."""
     if limiter is None or not limiter.enabled:
-        row = await pool.fetchrow(_CLAIM_SQL, owner, lease_seconds)
-        return None if row is None else _result(row)
+        claimed = await claim_many(pool, owner, lease_seconds, 1)
+        return claimed[0] if claimed else None
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(_PICK_SQL)
         if row is None:

@@ -1,8 +1,10 @@
 """One queue message through steps 3 to 5: claim, send, record.
 
-Database round trips per delivered task: one to claim (with rate limits on: BEGIN, pick,
-update, COMMIT, plus one Redis script) and one to record. A retry or a deferral schedules
-its own hint for the moment the task is due again.
+Database round trips per delivered task: one to claim and one to record, each shared
+with the other deliveries of the process running at the same time (`coalesce.py`).
+With rate limits on, the claim is its own transaction (BEGIN, pick, update, COMMIT, plus
+one Redis script) and one more script frees the chat after the answer. A retry or a
+deferral schedules its own hint for the moment the task is due again.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import Any
 import structlog
 
 from herald.config import Settings
-from herald.delivery.claim import Claimed, Deferred, Expired, claim
+from herald.delivery.claim import Claimed, ClaimResult, Deferred, Expired, claim, claim_many
 from herald.delivery.classify import Outcome, Verdict, classify, delivered
+from herald.delivery.coalesce import Coalescer
 from herald.delivery.hints import Hints
 from herald.delivery.policy import decide
 from herald.delivery.ratelimit import RateLimiter
-from herald.delivery.record import Transition, record
+from herald.delivery.record import Outcome as RecordOutcome
+from herald.delivery.record import Transition, record_many
 from herald.metrics import DELIVERY_LATENCY, RATE_LIMIT_DEFERRALS, TASKS_FINISHED, TELEGRAM_ERRORS
 from herald.states import TaskStatus
 from herald.telegram.sender import TelegramSender
@@ -45,9 +49,25 @@ class Deliverer:
     limiter: RateLimiter | None
     owner: str
 
+    def __post_init__(self) -> None:
+        self._claims: Coalescer[None, ClaimResult] = Coalescer(self._claim_batch)
+        self._records: Coalescer[RecordOutcome, str | None] = Coalescer(self._record_batch)
+
+    async def _claim_batch(self, requests: list[None]) -> list[ClaimResult]:
+        claimed: list[ClaimResult] = list(
+            await claim_many(self.pool, self.owner, self.settings.lease_seconds, len(requests))
+        )
+        return claimed + [None] * (len(requests) - len(claimed))
+
+    async def _record_batch(self, outcomes: list[RecordOutcome]) -> list[str | None]:
+        return await record_many(self.pool, self.owner, outcomes)
+
     async def handle(self, hinted_id: int) -> TaskStatus | None:
         """Process one hint; the status the claimed task ended in, None if none was claimed."""
-        result = await claim(self.pool, self.limiter, self.owner, self.settings.lease_seconds)
+        if self.limiter is None:
+            result = await self._claims.submit(None)
+        else:
+            result = await claim(self.pool, self.limiter, self.owner, self.settings.lease_seconds)
         if result is None:
             log.debug("nothing_due", hinted_id=hinted_id)
             return None
@@ -86,7 +106,7 @@ class Deliverer:
             if outcome.retry_after is not None and self.limiter is not None:
                 await self.limiter.pause(task.chat_id, outcome.retry_after)
         transition = decide(task, outcome, self.settings)
-        replaced = await record(self.pool, task.id, task.attempt, self.owner, transition)
+        replaced = await self._records.submit((task.id, task.attempt, transition))
         self._observe(task, transition, replaced)
         if replaced is not None and transition.retry_in is not None:
             self.hints.push_later(task.id, task.correlation_id, transition.retry_in)

@@ -1,6 +1,7 @@
 """Step 5: write the outcome of one attempt, fenced by attempt and lease owner.
 
-One statement per outcome (one round trip): the update and its audit event together.
+One statement (one round trip) for the update and its audit event together; a worker's
+concurrent records share one (`record_many`, see `coalesce.py`).
 It applies only while the task is still `sending` under this worker's lease for this
 attempt, so a worker that outlived its lease cannot overwrite a newer state. The one
 exception: a definite success over an `uncertain` of the same attempt (the sweeper gave
@@ -10,39 +11,49 @@ a message that the service knows arrived.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from herald.states import TaskStatus
 
+# One row per outcome in the arrays; each applies only under its own fence.
 _RECORD_SQL = """
-WITH old AS (
-    SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE
+WITH v AS (
+    SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::int[],
+                         $7::text[], $8::float8[], $9::text[], $10::text[], $11::text[])
+        AS v(id, attempt, status, message_id, error_code, error, retry_in, migrated_chat_id,
+             reason, details)
+), old AS (
+    SELECT t.id, t.status FROM tasks t JOIN v ON v.id = t.id ORDER BY t.id FOR UPDATE OF t
 ), done AS (
     UPDATE tasks t SET
-        status = $4,
-        telegram_message_id = coalesce($5, t.telegram_message_id),
-        last_error_code = $6,
-        last_error = $7,
-        next_attempt_at = CASE WHEN $8::float8 IS NULL THEN t.next_attempt_at
-                          ELSE now() + make_interval(secs => $8::float8) END,
-        enqueued_at = CASE WHEN $8::float8 IS NULL THEN t.enqueued_at
-                      ELSE now() + make_interval(secs => $8::float8) END,
-        migrated_chat_id = coalesce($9, t.migrated_chat_id),
+        status = v.status,
+        telegram_message_id = coalesce(v.message_id, t.telegram_message_id),
+        last_error_code = v.error_code,
+        last_error = v.error,
+        next_attempt_at = CASE WHEN v.retry_in IS NULL THEN t.next_attempt_at
+                          ELSE now() + make_interval(secs => v.retry_in) END,
+        enqueued_at = CASE WHEN v.retry_in IS NULL THEN t.enqueued_at
+                      ELSE now() + make_interval(secs => v.retry_in) END,
+        migrated_chat_id = coalesce(v.migrated_chat_id, t.migrated_chat_id),
         lease_owner = NULL,
         lease_expires_at = NULL,
         updated_at = now()
-    FROM old
-    WHERE t.id = old.id AND t.attempt = $2
-      AND ((old.status = 'sending' AND t.lease_owner = $3)
-           OR ($4 = 'delivered' AND old.status = 'uncertain'))
-    RETURNING t.id, t.attempt, old.status AS from_status
+    FROM v JOIN old ON old.id = v.id
+    WHERE t.id = v.id AND t.attempt = v.attempt
+      AND ((old.status = 'sending' AND t.lease_owner = $1)
+           OR (v.status = 'delivered' AND old.status = 'uncertain'))
+    RETURNING t.id, t.attempt, old.status AS from_status, v.status AS to_status, v.reason,
+              v.error_code, v.details
 ), event AS (
     INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason,
                              error_code, details)
-    SELECT id, $3, from_status, $4, attempt, $10, $6, $11::jsonb FROM done
+    SELECT id, $1, from_status, to_status, attempt, reason, error_code, details::jsonb
+    FROM done
 )
-SELECT from_status FROM done
+SELECT id, from_status FROM done
 """
 
 
@@ -60,22 +71,37 @@ class Transition:
     details: dict[str, Any] | None = None
 
 
+Outcome = tuple[int, int, "Transition"]  # task id, attempt, what it ends in
+
+
+async def record_many(pool: Any, owner: str, outcomes: Sequence[Outcome]) -> list[str | None]:
+    """Apply the outcomes of `owner`'s attempts in one statement.
+
+    For each, in order: the status it replaced, or None when its fence refused it.
+    """
+    columns: list[list[Any]] = [[] for _ in range(10)]
+    for task_id, attempt, t in outcomes:
+        row = (
+            task_id,
+            attempt,
+            t.status.value,
+            t.message_id,
+            t.error_code,
+            t.error,
+            t.retry_in,
+            t.migrated_chat_id,
+            t.reason,
+            json.dumps(t.details) if t.details is not None else None,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    rows = await pool.fetch(_RECORD_SQL, owner, *columns)
+    replaced = {row["id"]: str(row["from_status"]) for row in rows}
+    return [replaced.get(task_id) for task_id, _, _ in outcomes]
+
+
 async def record(
     pool: Any, task_id: int, attempt: int, owner: str, outcome: Transition
 ) -> str | None:
-    """Apply `outcome`; the status it replaced, or None when the fence refused it."""
-    row = await pool.fetchrow(
-        _RECORD_SQL,
-        task_id,
-        attempt,
-        owner,
-        outcome.status.value,
-        outcome.message_id,
-        outcome.error_code,
-        outcome.error,
-        outcome.retry_in,
-        outcome.migrated_chat_id,
-        outcome.reason,
-        outcome.details,
-    )
-    return None if row is None else str(row["from_status"])
+    """Apply one outcome; the status it replaced, or None when the fence refused it."""
+    return (await record_many(pool, owner, [(task_id, attempt, outcome)]))[0]

@@ -82,7 +82,7 @@ class EmulatorApp:
     def bot_api(self, request: Request, token: str, method: str) -> Answer | Awaitable[Answer]:
         emulator = self.emulator
         reply, fault = emulator.call(token, method, _params(request))
-        response = Response(reply.status, reply.body)
+        response = Response(reply.status, reply.body, reply.content_type)
         if fault is Fault.DROP:
             return None  # received, recorded, and the connection closes unanswered
         if fault is Fault.TIMEOUT:

@@ -23,6 +23,7 @@ from herald.emulator.replies import (
     BAD_GATEWAY,
     INTERNAL_ERROR,
     NOT_FOUND,
+    PROXY_BAD_GATEWAY,
     UNAUTHORIZED,
     ApiError,
     Reply,
@@ -159,6 +160,8 @@ class Emulator:
             return INTERNAL_ERROR, fault
         if fault is Fault.BAD_GATEWAY:
             return BAD_GATEWAY, fault
+        if fault is Fault.PROXY_BAD_GATEWAY:
+            return PROXY_BAD_GATEWAY, fault
         try:
             reply = ok(handler(self, token, params))
         except ApiError as exc:

@@ -12,6 +12,7 @@ class Fault(enum.Enum):
     TOO_MANY_REQUESTS = "fault_429"
     INTERNAL_ERROR = "fault_500"
     BAD_GATEWAY = "fault_502"
+    PROXY_BAD_GATEWAY = "fault_proxy_502"
     TIMEOUT = "fault_timeout"
     DROP = "fault_drop"
 
@@ -28,6 +29,7 @@ class FaultInjector:
             (config.rate_429, Fault.TOO_MANY_REQUESTS),
             (config.rate_500, Fault.INTERNAL_ERROR),
             (config.rate_502, Fault.BAD_GATEWAY),
+            (config.rate_proxy_502, Fault.PROXY_BAD_GATEWAY),
             (config.rate_timeout, Fault.TIMEOUT),
             (config.rate_drop, Fault.DROP),
         ):

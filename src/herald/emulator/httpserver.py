@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import cast
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 import httptools
 import structlog
@@ -171,6 +171,8 @@ class _Connection(asyncio.Protocol):
         if self._transport is None or self._transport.is_closing():
             return
         path, _, query = self._url.decode("utf-8", "replace").partition("?")
+        if "%" in path:
+            path = unquote(path)
         request = Request(
             self._parser.get_method().decode(),
             path,

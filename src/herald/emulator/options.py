@@ -33,7 +33,8 @@ class LimitConfig:
 class FaultConfig:
     """Shares of send requests answered with a fault; together at most 1.
 
-    429, 500 and 502 are answered before the message is accepted (nothing delivered).
+    429, 500, 502 and a proxy's 502 are answered before the message is accepted (nothing
+    delivered).
     `timeout` and `drop` are the ambiguous cases: the message is accepted and recorded,
     then the answer is delayed by `timeout_seconds` or the connection is closed unanswered.
     """
@@ -41,6 +42,7 @@ class FaultConfig:
     rate_429: float = 0.0
     rate_500: float = 0.0
     rate_502: float = 0.0
+    rate_proxy_502: float = 0.0  # an HTML 502 page from a proxy, not Telegram's JSON
     rate_timeout: float = 0.0
     rate_drop: float = 0.0
     retry_after: int = 1
@@ -48,7 +50,7 @@ class FaultConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        rates = [self.rate_429, self.rate_500, self.rate_502, self.rate_timeout, self.rate_drop]
+        rates = self._rates()
         if any(not 0.0 <= r <= 1.0 for r in rates):
             raise OptionError("fault rates must be between 0 and 1")
         if sum(rates) > 1.0 + 1e-9:
@@ -58,11 +60,19 @@ class FaultConfig:
         if self.timeout_seconds < 0:
             raise OptionError("timeout_seconds must be >= 0")
 
+    def _rates(self) -> list[float]:
+        return [
+            self.rate_429,
+            self.rate_500,
+            self.rate_502,
+            self.rate_proxy_502,
+            self.rate_timeout,
+            self.rate_drop,
+        ]
+
     @property
     def active(self) -> bool:
-        return (
-            self.rate_429 + self.rate_500 + self.rate_502 + self.rate_timeout + self.rate_drop
-        ) > 0
+        return sum(self._rates()) > 0
 
 
 def build(cls: type[Any], values: dict[str, Any]) -> Any:

@@ -18,6 +18,7 @@ class Reply:
     status: int
     body: bytes
     outcome: str  # "ok", "error", "rate_limited" or a fault's name, for the request log
+    content_type: bytes = b"application/json"
 
 
 class ApiError(Exception):
@@ -57,3 +58,12 @@ UNAUTHORIZED = error(401, "Unauthorized")
 NOT_FOUND = error(404, "Not Found")
 INTERNAL_ERROR = error(500, "Internal Server Error", "fault_500")
 BAD_GATEWAY = error(502, "Bad Gateway", "fault_502")
+# What nginx in front of the Bot API answers when the backend fails: not JSON at all.
+PROXY_BAD_GATEWAY = Reply(
+    502,
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n",
+    "fault_proxy_502",
+    b"text/html",
+)

@@ -1,0 +1,58 @@
+"""Many concurrent calls, one round trip: the hot path's claims and records in batches.
+
+A worker runs up to `--max-async-tasks` deliveries at once. Each would claim with its own
+statement and record with another; instead, the calls made while a batch is on its way
+wait and go together in the next one. An idle worker sends a batch of one at once (no
+timer), a busy one sends fewer, larger statements: PostgreSQL and the kernel's loopback
+do far less work per task, which is what the throughput of a process is made of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Coalescer(Generic[In, Out]):
+    """`await submit(item)` runs `run_batch([... item ...])` and returns item's result."""
+
+    def __init__(
+        self, run_batch: Callable[[list[In]], Awaitable[Sequence[Out]]], max_batch: int = 64
+    ) -> None:
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Out] = loop.create_future()
+        self._pending.append((item, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the callers woken in the same loop pass join
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                try:
+                    results = await self._run_batch([item for item, _ in batch])
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._flusher = None
