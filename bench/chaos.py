@@ -12,15 +12,19 @@ Idempotency-Key, as a real producer would. Meanwhile:
 - Redis is killed and restarted once (a third of the way through intake: the queue is lost);
 - PostgreSQL is crashed (`pg_ctl stop -m immediate`) and restarted once (two thirds through).
 
-Once every task is created, the kills stop and the harness waits for the drain (no task
-`pending` or `sending`), then reads the emulator's request log and the database:
+Once every task is created and at least `--min-kills` kills happened, the kills stop and
+the harness waits for the drain (no task `pending` or `sending`), then reads the
+emulator's request log and the database:
 - duplicates: a task whose text reached the emulator's chat more than once;
 - losses: a task never created, still not final, or `delivered` with no message in the
   emulator (or with another message_id than the emulator gave);
-- uncertain tasks, each explained by the ambiguous event that caused it: the last request
-  for the task met a 5xx, a timeout or a dropped connection; or its last claim belonged
-  to a worker process that was SIGKILLed (a kill mid-send). Any other is "unexplained".
-Exit status 0 when there are no duplicates, no losses and no unexplained uncertain task.
+- uncertain tasks, each explained by the ambiguous event that caused it: its last claim
+  belonged to a worker process that was SIGKILLed (a kill mid-send), or the last request
+  for the task met a 5xx, a timeout or a dropped connection. Any other is "unexplained";
+- the converse: a task whose last request met an ambiguous fault must be uncertain (had
+  it been sent again, the emulator would show a later request).
+Exit status 0 when there are no duplicates, no losses, no unexplained uncertain task and
+no ambiguous fault that was not held as uncertain.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class Config:
     tasks: int = 3000
     workers: int = 2
     kill_every: float = 4.0
+    min_kills: int = 3
     producers: int = 16
     chats: int = 200
     rate_429: float = 0.03
@@ -95,6 +100,7 @@ class Harness:
         self.start = time.monotonic()
         self.created = 0
         self.intake_done = asyncio.Event()
+        self.drained = asyncio.Event()
         self.milestones: dict[int, asyncio.Event] = {}
         self.killed_pids: set[int] = set()
         self.workers: list[Proc] = []
@@ -203,7 +209,9 @@ class Harness:
 
     def _start_worker(self, i: int) -> Proc:
         self.worker_starts += 1
-        return self.stack.start_worker(f"worker-{i}.{self.worker_starts}", self.env)
+        # At INFO, so that the log says when the receiver listens.
+        env = {**self.env, "HERALD_LOG_LEVEL": "INFO"}
+        return self.stack.start_worker(f"worker-{i}.{self.worker_starts}", env)
 
     def _listening(self) -> list[int]:
         """Indexes of the workers whose taskiq receiver is up (they can take messages)."""
@@ -218,7 +226,8 @@ class Harness:
             await asyncio.sleep(0.1)
 
     async def kill_workers(self) -> None:
-        """Every `kill_every` seconds, SIGKILL a running worker's process group; start it again.
+        """Every `kill_every` seconds, SIGKILL a running worker's process group and start it
+        again: until every task is created and at least `min_kills` kills happened.
 
         The victim is a worker that is up (killing one still importing proves nothing),
         preferably one that holds a claim right now (a task in `sending` under its lease),
@@ -227,14 +236,16 @@ class Harness:
         """
         conn: Any = None
         try:
-            while not self.intake_done.is_set():
+            while not self.drained.is_set():
                 try:
-                    await asyncio.wait_for(self.intake_done.wait(), self.config.kill_every)
+                    await asyncio.wait_for(self.drained.wait(), self.config.kill_every)
                     return
                 except TimeoutError:
                     pass
+                if self.intake_done.is_set() and len(self.events.kills) >= self.config.min_kills:
+                    return
                 while not (up := self._listening()):
-                    if self.intake_done.is_set():
+                    if self.drained.is_set():
                         return
                     await asyncio.sleep(0.1)
                 conn, busy = await self._busy_worker(conn, up)
@@ -299,11 +310,14 @@ class Harness:
     async def run(self) -> dict[str, Any]:
         await asyncio.wait_for(self.wait_workers_up(), 120)
         self.start = time.monotonic()
-        await asyncio.gather(self.produce(), self.kill_workers(), self.restart_backends())
+        killer = asyncio.create_task(self.kill_workers())
+        await asyncio.gather(self.produce(), self.restart_backends())
         dsn = self.stack.database_url.replace("+asyncpg", "")
         conn = await asyncpg.connect(dsn)
         try:
             counts = await self.drain(conn)
+            self.drained.set()
+            await killer
             tasks = await conn.fetch(
                 "SELECT id, idempotency_key, chat_id, status, telegram_message_id, attempt,"
                 " last_error FROM tasks"
@@ -347,9 +361,12 @@ class Harness:
             if n is not None:
                 last_request[n] = r["outcome"]
         last_claim: dict[int, str] = {}
+        lease_expired: set[int] = set()  # made uncertain by the sweeper, not by its worker
         for e in events:
             if e["to_status"] == "sending":
                 last_claim[e["task_id"]] = e["actor"]
+            elif e["to_status"] == "uncertain" and e["actor"] == "sweeper":
+                lease_expired.add(e["task_id"])
 
         by_key = {int(t["idempotency_key"].removeprefix("chaos-")): t for t in tasks}
         never_created = sorted(set(range(self.config.tasks)) - set(by_key))
@@ -360,6 +377,7 @@ class Harness:
         uncertain: Counter[str] = Counter()
         unexplained: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
+        ambiguous_not_held: list[int] = []
         for n, t in sorted(by_key.items()):
             got = delivered_to.get(n, [])
             if t["status"] == "delivered":
@@ -367,13 +385,19 @@ class Harness:
                     delivered_without_message.append(n)
                 elif got[0]["message_id"] != t["telegram_message_id"]:
                     wrong_message_id.append(n)
-            elif t["status"] == "failed":
+            if last_request.get(n) in AMBIGUOUS_FAULTS and t["status"] != "uncertain":
+                ambiguous_not_held.append(n)
+            if t["status"] == "failed":
                 failed.append({"task": n, "error": t["last_error"]})
             elif t["status"] == "uncertain":
-                cause = self._uncertain_cause(n, t, last_request, last_claim)
+                cause = self._uncertain_cause(n, t, last_request, last_claim, lease_expired)
                 if cause == "worker_killed_mid_send":
-                    # Killed after its claim: before the request, or with it in flight.
-                    cause += "_delivered" if got else "_not_sent"
+                    # Killed after its claim: before its request (never reached the
+                    # emulator), or with it in flight (the message may have arrived).
+                    if got:
+                        cause += "_delivered"
+                    else:
+                        cause += "_not_delivered" if n in last_request else "_never_requested"
                 uncertain[cause] += 1
                 if cause == "unexplained":
                     unexplained.append(
@@ -424,20 +448,30 @@ class Harness:
             "uncertain": sum(uncertain.values()),
             "uncertain_by_cause": dict(uncertain),
             "unexplained_uncertain": unexplained[:20],
+            "ambiguous_not_held": ambiguous_not_held[:20],
             "failed": len(failed),
             "failed_detail": failed[:20],
         }
-        report["ok"] = report["duplicates"] == 0 and losses == 0 and not unexplained
+        report["ok"] = (
+            report["duplicates"] == 0 and losses == 0 and not unexplained and not ambiguous_not_held
+        )
         return report
 
     def _uncertain_cause(
-        self, n: int, task: Any, last_request: dict[int, str], last_claim: dict[int, str]
+        self,
+        n: int,
+        task: Any,
+        last_request: dict[int, str],
+        last_claim: dict[int, str],
+        lease_expired: set[int],
     ) -> str:
+        # The sweeper took over from a worker that was killed holding the claim: that
+        # worker never recorded Telegram's answer, whatever it was.
+        owner = _OWNER_PID.match(last_claim.get(task["id"], ""))
+        if task["id"] in lease_expired and owner and int(owner.group(1)) in self.killed_pids:
+            return "worker_killed_mid_send"
         if last_request.get(n) in AMBIGUOUS_FAULTS:
             return str(last_request[n])
-        owner = _OWNER_PID.match(last_claim.get(task["id"], ""))
-        if owner and int(owner.group(1)) in self.killed_pids:
-            return "worker_killed_mid_send"
         return "unexplained"
 
 
@@ -469,6 +503,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument("--tasks", type=int, default=defaults.tasks)
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--kill-every", type=float, default=defaults.kill_every)
+    parser.add_argument("--min-kills", type=int, default=defaults.min_kills)
     parser.add_argument("--producers", type=int, default=defaults.producers)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
@@ -484,6 +519,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         tasks=args.tasks,
         workers=args.workers,
         kill_every=args.kill_every,
+        min_kills=args.min_kills,
         producers=args.producers,
         seed=args.seed,
         rate=args.rate,
