@@ -12,15 +12,19 @@ Idempotency-Key, as a real producer would. Meanwhile:
 - Redis is killed and restarted once (a third of the way through intake: the queue is lost);
 - PostgreSQL is crashed (`pg_ctl stop -m immediate`) and restarted once (two thirds through).
 
-Once every task is created, the kills stop and the harness waits for the drain (no task
-`pending` or `sending`), then reads the emulator's request log and the database:
+Once every task is created and at least `--min-kills` kills happened, the kills stop and
+the harness waits for the drain (no task `pending` or `sending`), then reads the
+emulator's request log and the database:
 - duplicates: a task whose text reached the emulator's chat more than once;
 - losses: a task never created, still not final, or `delivered` with no message in the
   emulator (or with another message_id than the emulator gave);
-- uncertain tasks, each explained by the ambiguous event that caused it: the last request
-  for the task met a 5xx, a timeout or a dropped connection; or its last claim belonged
-  to a worker process that was SIGKILLed (a kill mid-send). Any other is "unexplained".
-Exit status 0 when there are no duplicates, no losses and no unexplained uncertain task.
+- uncertain tasks, each explained by the ambiguous event that caused it: its last claim
+  belonged to a worker process that was SIGKILLed (a kill mid-send), or the last request
+  for the task met a 5xx, a timeout or a dropped connection. Any other is "unexplained";
+- the converse: a task whose last request met an ambiguous fault must be uncertain (had
+  it been sent again, the emulator would show a later request).
+Exit status 0 when there are no duplicates, no losses, no unexplained uncertain task and
+no ambiguous fault that was not held as uncertain.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class Config:
     tasks: int = 3000
     workers: int = 2
     kill_every: float = 4.0
+    min_kills: int = 3
     producers: int = 16
     chats: int = 200
     rate_429: float = 0.03
@@ -65,6 +70,8 @@ class Config:
     rate_timeout: float = 0.01
     rate_drop: float = 0.01
     seed: int = 7
+    # The workers' shared limit on sends per second (HERALD_RATE_GLOBAL_PER_SECOND).
+    rate: float = 100.0
     drain_timeout: float = 120.0
 
 
@@ -79,6 +86,8 @@ class Events:
     producer_errors: Counter[str] = field(default_factory=Counter)
     # (seconds since start, what) of each failed intake attempt, to set against the faults.
     producer_error_times: list[tuple[float, str]] = field(default_factory=list)
+    # (answered at, seconds, status) of intake requests slower than 2 s.
+    slow_requests: list[tuple[float, float, int]] = field(default_factory=list)
     intake_seconds: float = 0.0
     drain_seconds: float = 0.0
 
@@ -91,9 +100,11 @@ class Harness:
         self.start = time.monotonic()
         self.created = 0
         self.intake_done = asyncio.Event()
+        self.drained = asyncio.Event()
         self.milestones: dict[int, asyncio.Event] = {}
         self.killed_pids: set[int] = set()
         self.workers: list[Proc] = []
+        self.worker_starts = 0
         self.env: dict[str, str] = {}
         self.api_url = ""
         self.emulator_url = ""
@@ -124,14 +135,14 @@ class Harness:
             backoff_base_seconds=0.2,
             backoff_max_seconds=2.0,
             max_attempts=20,  # certain failures (connection refused) retry, never give up
-            rate_global_per_second=1000,
+            rate_global_per_second=c.rate,
             rate_chat_per_second=0,
             rate_group_per_minute=0,
         )
         self.stack.migrate(self.env)
         _, self.api_url = self.stack.start_api(self.env)
         for i in range(c.workers):
-            self.workers.append(self.stack.start_worker(f"worker-{i}", self.env))
+            self.workers.append(self._start_worker(i))
         settings = Settings(_env_file=None, jwt_secret=JWT_SECRET)  # type: ignore[call-arg]
         self.token = mint_token(settings, "chaos", ["tasks:write"], ttl=3600)
 
@@ -142,7 +153,7 @@ class Harness:
         for n in range(self.config.tasks):
             queue.put_nowait(n)
         limits = httpx.Limits(max_connections=self.config.producers)
-        async with httpx.AsyncClient(base_url=self.api_url, limits=limits, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=self.api_url, limits=limits, timeout=60) as client:
             await asyncio.gather(
                 *(self._producer(client, queue) for _ in range(self.config.producers))
             )
@@ -159,11 +170,16 @@ class Harness:
             headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": f"chaos-{n}"}
             delay = 0.1
             while True:
+                started = time.monotonic()
                 try:
                     response = await client.post("/api/tasks", json=body, headers=headers)
                 except httpx.HTTPError as exc:
                     self._producer_error(type(exc).__name__)
                 else:
+                    if time.monotonic() - started > 2:
+                        self.events.slow_requests.append(
+                            (self.now(), round(time.monotonic() - started, 1), response.status_code)
+                        )
                     if response.status_code in (200, 201):
                         break
                     self._producer_error(str(response.status_code))
@@ -191,24 +207,83 @@ class Harness:
 
     # --- faults ------------------------------------------------------------------------
 
+    def _start_worker(self, i: int) -> Proc:
+        self.worker_starts += 1
+        # At INFO, so that the log says when the receiver listens.
+        env = {**self.env, "HERALD_LOG_LEVEL": "INFO"}
+        return self.stack.start_worker(f"worker-{i}.{self.worker_starts}", env)
+
+    def _listening(self) -> list[int]:
+        """Indexes of the workers whose taskiq receiver is up (they can take messages)."""
+        return [
+            i
+            for i, worker in enumerate(self.workers)
+            if worker.alive() and "Listening started" in worker.log_path.read_text()
+        ]
+
+    async def wait_workers_up(self) -> None:
+        while len(self._listening()) < len(self.workers):  # noqa: ASYNC110 - polls log files
+            await asyncio.sleep(0.1)
+
     async def kill_workers(self) -> None:
-        # Round robin: the worker killed is the one that has run longest, the likeliest to
-        # be in the middle of sends.
-        turn = 0
-        while not self.intake_done.is_set():
+        """Every `kill_every` seconds, SIGKILL a running worker's process group and start it
+        again: until every task is created and at least `min_kills` kills happened.
+
+        The victim is a worker that is up (killing one still importing proves nothing),
+        preferably one that holds a claim right now (a task in `sending` under its lease),
+        looked for during up to a second: crashes strike at any moment, and the moment
+        that matters is the one between claim and record.
+        """
+        conn: Any = None
+        try:
+            while not self.drained.is_set():
+                try:
+                    await asyncio.wait_for(self.drained.wait(), self.config.kill_every)
+                    return
+                except TimeoutError:
+                    pass
+                if self.intake_done.is_set() and len(self.events.kills) >= self.config.min_kills:
+                    return
+                while not (up := self._listening()):
+                    if self.drained.is_set():
+                        return
+                    await asyncio.sleep(0.1)
+                conn, busy = await self._busy_worker(conn, up)
+                i = up[0] if busy is None else busy
+                old = self.workers[i]
+                pids = old.kill()
+                await asyncio.to_thread(old.popen.wait)
+                self.killed_pids.update(pids)
+                self.workers[i] = self._start_worker(i)
+                self.events.kills.append(
+                    {"at": self.now(), "worker": i, "pids": pids, "holding_claim": busy is not None}
+                )
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _busy_worker(self, conn: Any, up: list[int]) -> tuple[Any, int | None]:
+        """(connection, index among `up` of a worker holding a `sending` lease, or None)."""
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
             try:
-                await asyncio.wait_for(self.intake_done.wait(), self.config.kill_every)
-                return
-            except TimeoutError:
-                pass
-            i = turn % len(self.workers)
-            turn += 1
-            old = self.workers[i]
-            pids = old.kill()
-            await asyncio.to_thread(old.popen.wait)
-            self.killed_pids.update(pids)
-            self.workers[i] = self.stack.start_worker(f"worker-{i}", self.env)
-            self.events.kills.append({"at": self.now(), "worker": i, "pids": pids})
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(self.stack.database_url.replace("+asyncpg", ""))
+                owners = await conn.fetch(
+                    "SELECT DISTINCT lease_owner FROM tasks WHERE status = 'sending'"
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return None, None  # PostgreSQL is restarting: take any worker
+            for row in owners:
+                found = _OWNER_PID.match(row["lease_owner"] or "")
+                if found is None:
+                    continue
+                pid = int(found.group(1))
+                for i in up:
+                    if pid in self.workers[i].pids():
+                        return conn, i
+            await asyncio.sleep(0.01)
+        return conn, None
 
     async def restart_backends(self) -> None:
         total = self.config.tasks
@@ -233,12 +308,16 @@ class Harness:
             await asyncio.sleep(0.5)
 
     async def run(self) -> dict[str, Any]:
+        await asyncio.wait_for(self.wait_workers_up(), 120)
         self.start = time.monotonic()
-        await asyncio.gather(self.produce(), self.kill_workers(), self.restart_backends())
+        killer = asyncio.create_task(self.kill_workers())
+        await asyncio.gather(self.produce(), self.restart_backends())
         dsn = self.stack.database_url.replace("+asyncpg", "")
         conn = await asyncpg.connect(dsn)
         try:
             counts = await self.drain(conn)
+            self.drained.set()
+            await killer
             tasks = await conn.fetch(
                 "SELECT id, idempotency_key, chat_id, status, telegram_message_id, attempt,"
                 " last_error FROM tasks"
@@ -282,9 +361,12 @@ class Harness:
             if n is not None:
                 last_request[n] = r["outcome"]
         last_claim: dict[int, str] = {}
+        lease_expired: set[int] = set()  # made uncertain by the sweeper, not by its worker
         for e in events:
             if e["to_status"] == "sending":
                 last_claim[e["task_id"]] = e["actor"]
+            elif e["to_status"] == "uncertain" and e["actor"] == "sweeper":
+                lease_expired.add(e["task_id"])
 
         by_key = {int(t["idempotency_key"].removeprefix("chaos-")): t for t in tasks}
         never_created = sorted(set(range(self.config.tasks)) - set(by_key))
@@ -295,6 +377,7 @@ class Harness:
         uncertain: Counter[str] = Counter()
         unexplained: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
+        ambiguous_not_held: list[int] = []
         for n, t in sorted(by_key.items()):
             got = delivered_to.get(n, [])
             if t["status"] == "delivered":
@@ -302,10 +385,19 @@ class Harness:
                     delivered_without_message.append(n)
                 elif got[0]["message_id"] != t["telegram_message_id"]:
                     wrong_message_id.append(n)
-            elif t["status"] == "failed":
+            if last_request.get(n) in AMBIGUOUS_FAULTS and t["status"] != "uncertain":
+                ambiguous_not_held.append(n)
+            if t["status"] == "failed":
                 failed.append({"task": n, "error": t["last_error"]})
             elif t["status"] == "uncertain":
-                cause = self._uncertain_cause(n, t, last_request, last_claim)
+                cause = self._uncertain_cause(n, t, last_request, last_claim, lease_expired)
+                if cause == "worker_killed_mid_send":
+                    # Killed after its claim: before its request (never reached the
+                    # emulator), or with it in flight (the message may have arrived).
+                    if got:
+                        cause += "_delivered"
+                    else:
+                        cause += "_not_delivered" if n in last_request else "_never_requested"
                 uncertain[cause] += 1
                 if cause == "unexplained":
                     unexplained.append(
@@ -328,6 +420,7 @@ class Harness:
             "injected": {
                 "ambiguous_faults": sum(outcomes[f] for f in AMBIGUOUS_FAULTS),
                 "worker_kills": len(self.events.kills),
+                "worker_kills_holding_a_claim": sum(k["holding_claim"] for k in self.events.kills),
                 "worker_processes_killed": len(self.killed_pids),
                 "redis_restarts": len(self.events.redis_restarts),
                 "postgres_restarts": len(self.events.postgres_restarts),
@@ -341,6 +434,7 @@ class Harness:
                 "producer_retries": self.events.producer_retries,
                 "producer_errors": dict(self.events.producer_errors),
                 "producer_error_times": self.events.producer_error_times,
+                "slow_requests": self.events.slow_requests,
             },
             "duplicates": len(duplicates),
             "duplicate_tasks": sorted(duplicates)[:20],
@@ -354,20 +448,30 @@ class Harness:
             "uncertain": sum(uncertain.values()),
             "uncertain_by_cause": dict(uncertain),
             "unexplained_uncertain": unexplained[:20],
+            "ambiguous_not_held": ambiguous_not_held[:20],
             "failed": len(failed),
             "failed_detail": failed[:20],
         }
-        report["ok"] = report["duplicates"] == 0 and losses == 0 and not unexplained
+        report["ok"] = (
+            report["duplicates"] == 0 and losses == 0 and not unexplained and not ambiguous_not_held
+        )
         return report
 
     def _uncertain_cause(
-        self, n: int, task: Any, last_request: dict[int, str], last_claim: dict[int, str]
+        self,
+        n: int,
+        task: Any,
+        last_request: dict[int, str],
+        last_claim: dict[int, str],
+        lease_expired: set[int],
     ) -> str:
+        # The sweeper took over from a worker that was killed holding the claim: that
+        # worker never recorded Telegram's answer, whatever it was.
+        owner = _OWNER_PID.match(last_claim.get(task["id"], ""))
+        if task["id"] in lease_expired and owner and int(owner.group(1)) in self.killed_pids:
+            return "worker_killed_mid_send"
         if last_request.get(n) in AMBIGUOUS_FAULTS:
             return str(last_request[n])
-        owner = _OWNER_PID.match(last_claim.get(task["id"], ""))
-        if owner and int(owner.group(1)) in self.killed_pids:
-            return "worker_killed_mid_send"
         return "unexplained"
 
 
@@ -379,7 +483,8 @@ def summary(report: dict[str, Any]) -> str:
         f"emulator: {em['send_requests']} sendMessage requests {em['outcomes']}, "
         f"{em['messages_accepted']} messages accepted",
         f"injected: {inj['ambiguous_faults']} ambiguous faults, {inj['worker_kills']} worker "
-        f"kills ({inj['worker_processes_killed']} processes), Redis restarted "
+        f"kills ({inj['worker_kills_holding_a_claim']} of a worker holding a claim, "
+        f"{inj['worker_processes_killed']} processes), Redis restarted "
         f"{inj['redis_restarts']}x, PostgreSQL crashed and restarted {inj['postgres_restarts']}x",
         f"producer retries: {report['events']['producer_retries']} "
         f"{report['events']['producer_errors']}; intake {report['events']['intake_seconds']} s, "
@@ -398,8 +503,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument("--tasks", type=int, default=defaults.tasks)
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--kill-every", type=float, default=defaults.kill_every)
+    parser.add_argument("--min-kills", type=int, default=defaults.min_kills)
     parser.add_argument("--producers", type=int, default=defaults.producers)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--rate", type=float, default=defaults.rate, help="workers' global sends/s (0: off)"
+    )
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout)
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
@@ -410,8 +519,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         tasks=args.tasks,
         workers=args.workers,
         kill_every=args.kill_every,
+        min_kills=args.min_kills,
         producers=args.producers,
         seed=args.seed,
+        rate=args.rate,
         drain_timeout=args.drain_timeout,
     )
     return config, args

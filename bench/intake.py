@@ -105,6 +105,17 @@ def wrk(
     }
 
 
+def empty_tables(url: str, queue: str) -> None:
+    """Start a measurement on empty tables and an empty queue.
+
+    After wrk stops, requests it abandoned may still be inserting: wait, or TRUNCATE
+    (which locks tasks, then task_events) deadlocks with them.
+    """
+    time.sleep(1.5)
+    psql(url, "TRUNCATE task_events, tasks")
+    subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
+
+
 def psql(url: str, sql: str) -> None:
     import asyncpg
 
@@ -200,8 +211,7 @@ def main() -> int:
         for r in range(args.rounds):
             order = list(targets) if r % 2 == 0 else list(reversed(targets))
             for name in order:
-                psql(db_url, "TRUNCATE task_events, tasks")
-                subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
+                empty_tables(db_url, queue)
                 cpu0 = cpu_seconds(pids[name])
                 res = wrk(
                     targets[name],
@@ -238,8 +248,7 @@ def main() -> int:
             )
         print(f"median ratio herald/baseline: {statistics.median(ratios):.2f}")
         if not args.skip_batch:
-            psql(db_url, "TRUNCATE task_events, tasks")
-            subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
+            empty_tables(db_url, queue)
             cpu0 = cpu_seconds(pids["herald"])
             res = wrk(
                 targets["herald"],

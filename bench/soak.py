@@ -5,7 +5,8 @@
 Runs its own PostgreSQL and redis-server (see bench/stack.py), `herald emulator` with
 Telegram's limits, `herald api` and `herald worker --workers 2` with Herald's default
 rate limits (30/s in total, 1/s per chat). Producers POST `--rate` tasks a second, paced
-(open loop), spread over 200 chats. Every `--interval` seconds it reads the resident
+(open loop), spread over 200 chats; a request that fails on the connection is retried
+with the same Idempotency-Key, as a producer would. Every `--interval` seconds it reads the resident
 memory (VmRSS) of the gateway and of each worker process (the taskiq manager and its
 children) from /proc. At the end it waits for the backlog to drain and reports memory at
 the start, after warm-up, at the end and at its peak, with the growth over the run.
@@ -93,11 +94,15 @@ class Soak:
         headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": f"soak-{n}"}
         async with gate:
             started = time.perf_counter()
-            try:
-                response = await client.post("/api/tasks", json=body, headers=headers)
+            for _ in range(3):
+                # A producer retries a failed request with the same key: at most one task.
+                try:
+                    response = await client.post("/api/tasks", json=body, headers=headers)
+                except httpx.TransportError as exc:
+                    self.statuses[type(exc).__name__] += 1
+                    continue
                 self.statuses[str(response.status_code)] += 1
-            except httpx.HTTPError as exc:
-                self.statuses[type(exc).__name__] += 1
+                break
             self.latencies.append(time.perf_counter() - started)
 
     async def run(self) -> None:

@@ -186,7 +186,7 @@ class PrivatePostgres:
         # machine crash could lose data, and this cluster lives for one run.
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
-            " -c max_connections=200"
+            " -c max_connections=200 -c log_lock_waits=on"
         )
         self._run("pg_ctl", "-D", str(self.dir), "-l", str(self.log), "-o", options, "-w", "start")
 

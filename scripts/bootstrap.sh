@@ -12,4 +12,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
     touch "$stamp"
 fi
+# The compose test checks docker-compose.yaml with the Compose CLI (no engine needed for
+# `config`). Debian ships v1 as `docker-compose`; install it once where we may.
+if ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null; }
+    fi
+fi
 export PATH="$PWD/.venv/bin:$PATH"

@@ -67,9 +67,9 @@ class Settings(BaseSettings):
     # --- gateway ---
     # Ids of concurrent requests pushed to Redis together: one LPUSH per window.
     enqueue_window_seconds: float = Field(0.001, ge=0, le=0.1)
-    # A push slower than this counts as failed (the sweeper takes over), so intake never
-    # hangs on an unreachable Redis.
-    enqueue_timeout_seconds: float = Field(2.0, gt=0)
+    # A push slower than this counts as failed (the sweeper takes over), and no request
+    # waits longer than this for its push, so intake never hangs on a slow Redis.
+    enqueue_timeout_seconds: float = Field(1.0, gt=0)
     # Per-client intake quotas in tasks per second, shared by all gateway processes
     # through Redis; "*" covers clients not listed; empty means no quota. In the
     # environment as JSON: HERALD_INTAKE_QUOTAS='{"billing": 200, "*": 50}'.

@@ -13,16 +13,16 @@ finish and are recorded), the emulator and the embedded servers; the data folder
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +31,9 @@ from types import FrameType
 import psutil
 import redis
 
-from herald.config import Settings
-from herald.devprocess import spawn, stop_process
-from herald.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from herald.config import ConfigError, Settings
+from herald.devprocess import spawn, stop_process, wait_until
+from herald.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis, free_port
 
 DEFAULT_DATA_DIR = Path(".herald")
 # The emulator accepts this token; aiogram wants the `<digits>:<text>` shape.
@@ -91,13 +91,15 @@ class DevStack:
     settings: Settings
     stop_event: threading.Event
     data_dir: Path = field(init=False)
-    env: dict[str, str] = field(default_factory=dict)
+    # Settings dev mode chose (field name -> value), handed to the children as HERALD_*.
+    overrides: dict[str, str] = field(default_factory=dict)
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     api_url: str = ""
     worker_metrics_url: str = ""
     emulator_url: str | None = None
+    _lock_fd: int | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = self.args.data_dir.resolve()
@@ -105,29 +107,37 @@ class DevStack:
     # --- start ------------------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        given = self.settings.model_fields_set
-        env = dict(os.environ)
-        env["HERALD_DEV_MODE"] = "true"
-        env.setdefault("HERALD_LOG_JSON", "false")  # a terminal is reading
-        if "jwt_secret" not in given and "jwt_public_key" not in given:
-            env["HERALD_JWT_SECRET"] = dev_secret(self.data_dir)
+        self._lock_data_dir()
+        self._start_stores()
+        self._start_processes()
 
+    def _start_stores(self) -> None:
+        """The secret, PostgreSQL and Redis: the configured ones, else embedded ones."""
+        given = self.settings.model_fields_set
+        chosen = self.overrides
+        chosen["dev_mode"] = "true"
+        if "log_json" not in given:
+            chosen["log_json"] = "false"  # a terminal is reading
+        if "jwt_secret" not in given and "jwt_public_key" not in given:
+            chosen["jwt_secret"] = dev_secret(self.data_dir)
         if "database_url" not in given:
             self._step("starting the embedded PostgreSQL")
             self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
-            env["HERALD_DATABASE_URL"] = self.postgres.start()
+            chosen["database_url"] = self.postgres.start()
         if "redis_url" not in given:
             self._step("starting the embedded Redis")
             self.redis = EmbeddedRedis(self.data_dir / "redis")
-            env["HERALD_REDIS_URL"] = self.redis.start()
-        self.env = env
+            chosen["redis_url"] = self.redis.start()
 
+    def _start_processes(self) -> None:
+        """The emulator (unless a bot is configured), migrations, then api and worker."""
         host = self.args.host
-        if "bot_token" not in given:
+        chosen = self.overrides
+        if "bot_token" not in self.settings.model_fields_set:
             port = self.args.emulator_port or free_port(host)
             self.emulator_url = f"http://{host}:{port}"
-            env["HERALD_BOT_TOKEN"] = EMULATOR_BOT_TOKEN
-            env["HERALD_TELEGRAM_API_URL"] = self.emulator_url
+            chosen["bot_token"] = EMULATOR_BOT_TOKEN
+            chosen["telegram_api_url"] = self.emulator_url
             self._step("starting the Telegram emulator")
             self._spawn(
                 "emulator",
@@ -163,6 +173,17 @@ class DevStack:
         self._step("waiting for the worker to be ready")
         self._wait_workers()
 
+    def _lock_data_dir(self) -> None:
+        """One `herald dev` per data folder: a second would share its PostgreSQL and
+        fight over its Redis snapshot. The lock goes with the process, however it ends."""
+        fd = os.open(self.data_dir / "dev.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DevError(f"another herald dev is running with {self.data_dir}") from None
+        self._lock_fd = fd
+
     def _step(self, what: str) -> None:
         self._check_stop()
         print(f"herald dev: {what}", flush=True)
@@ -170,6 +191,16 @@ class DevStack:
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
             raise Stopped
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The children's environment: ours, with what dev mode chose as HERALD_ variables."""
+        ours = {f"HERALD_{name.upper()}": value for name, value in self.overrides.items()}
+        return {**os.environ, **ours}
+
+    def child_settings(self) -> Settings:
+        """The settings the children run with."""
+        return Settings(**self.overrides)  # type: ignore[arg-type]
 
     def _spawn(self, name: str, *command: str) -> None:
         argv = [sys.executable, "-m", "herald.cli", *command]
@@ -187,19 +218,16 @@ class DevStack:
 
     def _wait_http(self, url: str, name: str) -> None:
         """Until `url` answers 2xx, failing early if the process behind it exits."""
-        deadline = time.monotonic() + self.args.startup_timeout
-        while True:
-            self._check_stop()
-            self._check_children()
+
+        def answers() -> bool:
+            self._check_running()
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
-                    if 200 <= response.status < 300:
-                        return
+                    return bool(200 <= response.status < 300)
             except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise DevError(f"{name} did not answer {url} in {self.args.startup_timeout}s")
-            time.sleep(0.1)
+                return False
+
+        self._wait(answers, f"{name} at {url}")
 
     def _wait_workers(self) -> None:
         """Until every worker process has announced itself in Redis.
@@ -208,23 +236,30 @@ class DevStack:
         connections are open (workers/tasks.py). Only pids of our own worker's children
         count, so the keys of a previous run killed without cleanup do not.
         """
-        settings = Settings(**_settings_overrides(self.env))  # type: ignore[arg-type]
+        settings = self.child_settings()
         client = redis.Redis.from_url(settings.redis_url)
         parent = self.children["worker"].pid
-        deadline = time.monotonic() + self.args.startup_timeout
+
+        def announced() -> bool:
+            self._check_running()
+            keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
+            pids = [int(v) for v in client.mget(keys) if v is not None] if keys else []
+            return sum(_is_child_of(pid, parent) for pid in pids) >= int(self.args.workers)
+
         try:
-            while True:
-                self._check_stop()
-                self._check_children()
-                keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
-                pids = [int(v) for v in client.mget(keys) if v is not None] if keys else []
-                if sum(_is_child_of(pid, parent) for pid in pids) >= self.args.workers:
-                    return
-                if time.monotonic() > deadline:
-                    raise DevError(f"the worker was not ready in {self.args.startup_timeout}s")
-                time.sleep(0.1)
+            self._wait(announced, "the worker")
         finally:
             client.close()
+
+    def _wait(self, ready: Callable[[], bool], what: str) -> None:
+        try:
+            wait_until(ready, self.args.startup_timeout, what)
+        except TimeoutError as exc:
+            raise DevError(str(exc)) from None
+
+    def _check_running(self) -> None:
+        self._check_stop()
+        self._check_children()
 
     def _check_children(self) -> None:
         for name, proc in self.children.items():
@@ -237,7 +272,7 @@ class DevStack:
         while not self.stop_event.wait(0.2):
             try:
                 self._check_children()
-            except DevError as exc:
+            except (DevError, EmbeddedError) as exc:
                 print(f"herald dev: {exc}; stopping everything", file=sys.stderr, flush=True)
                 return 1
         return 0
@@ -252,6 +287,9 @@ class DevStack:
             self.redis.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def banner(stack: DevStack, token: str | None) -> str:
@@ -265,7 +303,7 @@ def banner(stack: DevStack, token: str | None) -> str:
     if stack.emulator_url:
         lines.append(f"  Telegram:  emulator; messages it received at {stack.emulator_url}/")
     else:
-        lines.append(f"  Telegram:  {stack.env.get('HERALD_TELEGRAM_API_URL', 'Telegram')}")
+        lines.append(f"  Telegram:  {stack.child_settings().telegram_api_url}")
     if token is None:
         lines.append("  Token:     none (set HERALD_JWT_PRIVATE_KEY, then `herald token`)")
         token = "<token>"
@@ -287,12 +325,10 @@ def banner(stack: DevStack, token: str | None) -> str:
     return "\n".join(lines)
 
 
-def dev_token(env: Mapping[str, str]) -> str | None:
+def dev_token(settings: Settings) -> str | None:
     """A token signed with the children's settings, or None when dev mode cannot sign."""
     from herald.api.auth import mint_token
-    from herald.config import ConfigError
 
-    settings = Settings(**_settings_overrides(env))  # type: ignore[arg-type]
     try:
         return mint_token(settings, "dev", DEV_TOKEN_SCOPES, ttl=DEV_TOKEN_TTL)
     except ConfigError:
@@ -304,11 +340,6 @@ def _is_child_of(pid: int, parent: int) -> bool:
         return bool(psutil.Process(pid).ppid() == parent)
     except psutil.NoSuchProcess:
         return False
-
-
-def _settings_overrides(env: Mapping[str, str]) -> dict[str, str]:
-    prefix = "HERALD_"
-    return {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
 
 
 @contextmanager
@@ -333,11 +364,11 @@ def main(argv: list[str]) -> int:
     with _stop_on_signals(stop_event):
         try:
             stack.start()
-            print(banner(stack, dev_token(stack.env)), flush=True)
+            print(banner(stack, dev_token(stack.child_settings())), flush=True)
             code = stack.wait()
         except Stopped:
             code = 0
-        except DevError as exc:
+        except (DevError, EmbeddedError) as exc:
             print(f"herald dev: {exc}", file=sys.stderr, flush=True)
             code = 1
         finally:

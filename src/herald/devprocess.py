@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 _PR_SET_PDEATHSIG = 1
@@ -38,6 +39,19 @@ def spawn(
         start_new_session=True,
         preexec_fn=preexec,  # safe: dev mode starts no threads
     )
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Call `ready` until it returns True; TimeoutError naming `what` after `timeout` seconds.
+
+    For states only visible by asking (a port that answers, a key in Redis). `ready` may
+    raise to give up early, e.g. when the process it waits for has exited.
+    """
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready in {timeout}s")
+        time.sleep(interval)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import redis
 from sqlalchemy.engine import URL, make_url
 
-from herald.devprocess import spawn, stop_process
+from herald.devprocess import spawn, stop_process, wait_until
 
 
 class EmbeddedError(RuntimeError):
@@ -92,21 +91,23 @@ class EmbeddedRedis:
         self._proc = spawn(argv)
         url = f"redis://{self.host}:{port}/0"
         client = redis.Redis(host=self.host, port=port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout
+        proc = self._proc
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise EmbeddedError(f"redis-server exited with code {proc.returncode}")
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
         try:
-            while True:
-                if self._proc.poll() is not None:
-                    raise EmbeddedError(f"redis-server exited with code {self._proc.returncode}")
-                try:
-                    if client.ping():
-                        return url
-                except redis.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise EmbeddedError(f"redis-server did not answer on {url} in {timeout}s")
-                time.sleep(0.05)
+            wait_until(answers, timeout, f"redis-server on {url}", interval=0.05)
+        except TimeoutError as exc:
+            raise EmbeddedError(str(exc)) from None
         finally:
             client.close()
+        return url
 
     def stop(self) -> None:
         # SIGTERM makes redis-server write its snapshot before it exits.

@@ -35,6 +35,7 @@ RAW_BODIES = [
     (b'{"chat_id": 1, "text": "x", "metadata": {"k\\u0000": 1}}', 422),
     (b'{"chat_id": 1, "text": "x", "metadata": {"k": "\\u0000"}}', 422),
     (b'{"chat_id": 1e400, "text": "x"}', (400, 422)),
+    (b'{"chat_id": 1, "text": "x", "metadata": {"n": 40702051926409009707352064}}', 422),
     (b'{"chat_id": 1, "text": "x", "priority": 1.5}', 422),
     (b'{"chat_id": 1, "text": "x", "send_at": "2099-13-45T99:00:00Z"}', 422),
     (b"\x00\x01\x02", 400),
@@ -54,11 +55,12 @@ async def test_batch_refuses_bad_bytes_and_bad_items(api: Api) -> None:
         resp = await api.client.post("/api/tasks/batch", content=raw, headers=api.auth())
         _assert_envelope(resp, (400, 422))
     items = [
-        {"idempotency_key": "n", "chat_id": 1, "text": "a\u0000b"},
+        {"idempotency_key": "n", "chat_id": 1, "text": "a\u0000b"},  # PostgreSQL stores no NUL
+        {"idempotency_key": "nul\u0000key", "chat_id": 1, "text": "x"},
         {"idempotency_key": "", "chat_id": 1, "text": "x"},
         {"idempotency_key": "k" * 300, "chat_id": 1, "text": "x"},
         {"idempotency_key": 5, "chat_id": 1, "text": "x"},
-        {"idempotency_key": "nul\u0000key", "chat_id": 1, "text": "x"},
+        {"idempotency_key": "big", "chat_id": 1, "text": "x", "metadata": {"n": 2**70}},
     ]
     resp = await api.client.post("/api/tasks/batch", json={"items": items}, headers=api.auth())
     assert resp.status_code == 200

@@ -83,3 +83,44 @@ async def test_batch_limits(api: Api) -> None:
     )
     assert resp.status_code == 403
     assert await api.count() == 0
+
+
+async def test_batch_stores_tasks_exactly_as_single_posts_do(api: Api) -> None:
+    bodies: list[dict[str, Any]] = [
+        {"chat_id": 7, "text": "plain"},
+        {
+            "chat_id": "@news_channel",
+            "text": "*bold*",
+            "parse_mode": "MarkdownV2",
+            "buttons": [[{"text": "a", "url": "https://a.example"}]],
+            "send_at": "2099-05-01T12:00:00+02:00",
+            "expires_at": "2099-05-02T00:00:00Z",
+            "priority": -3,
+            "max_attempts": 2,
+            "delivery": "at_least_once",
+            "metadata": {"z": [1, {"y": None}], "a": "ü"},
+            "message_thread_id": 9,
+            "link_preview": True,
+        },
+        {"chat_id": -100123, "document": "https://example.com/f.pdf", "caption": "c"},
+    ]
+    singles = [(await api.post_task(b, key=f"s{i}")).json() for i, b in enumerate(bodies)]
+    items = [{**b, "idempotency_key": f"b{i}"} for i, b in enumerate(bodies)]
+    results = (await _batch(api, items)).json()["results"]
+    varying = {
+        "id",
+        "idempotency_key",
+        "created_at",
+        "updated_at",
+        "next_attempt_at",
+        "correlation_id",
+    }
+    for single, result in zip(singles, results, strict=True):
+        stored = (await api.client.get(f"/api/tasks/{result['id']}", headers=api.auth())).json()
+        assert {k: v for k, v in stored.items() if k not in varying} == {
+            k: v for k, v in single.items() if k not in varying
+        }
+    rows = await api.pool.fetch("SELECT request_hash, metadata FROM tasks ORDER BY id")
+    assert [r["request_hash"] for r in rows[:3]] == [r["request_hash"] for r in rows[3:]]
+    assert rows[0]["metadata"] is None
+    assert rows[3]["metadata"] is None  # JSON null in the batch document is SQL NULL

@@ -9,8 +9,9 @@ import orjson
 from redis.asyncio import Redis
 
 from herald.api.app import create_app
+from herald.api.auth import mint_token
 from herald.queue import DELIVER_TASK_NAME
-from tests.api.conftest import TEXT_TASK, Api, running
+from tests.api.conftest import TEXT_TASK, Api, RecordingQueue, running
 from tests.conftest import REDIS_URL, make_settings
 
 
@@ -87,8 +88,6 @@ async def test_real_broker_gets_one_taskiq_message_per_task(database_url: str) -
     try:
         app = create_app(settings)  # builds and starts workers.broker's list broker
         async with running(app) as client:
-            from herald.api.auth import mint_token
-
             token = mint_token(settings, "billing", ["tasks:write"])
             headers = {"Authorization": f"Bearer {token}"}
             responses = await asyncio.gather(
@@ -122,3 +121,38 @@ async def test_real_broker_gets_one_taskiq_message_per_task(database_url: str) -
     finally:
         await redis.delete(settings.queue_name)
         await redis.aclose()
+
+
+async def test_a_hanging_queue_delays_a_request_by_the_timeout_at_most(database_url: str) -> None:
+    release = asyncio.Event()
+
+    async def hang(task_ids: Sequence[int]) -> None:
+        await release.wait()  # Redis accepted the connection and went silent
+
+    queue = RecordingQueue(hook=hang)
+    settings = make_settings(database_url, enqueue_timeout_seconds=0.2)
+    app = create_app(settings, queue=queue)
+    try:
+        async with running(app) as client:
+            pool = app.state.gateway.pool
+            await pool.execute("TRUNCATE task_events, tasks")
+            token = mint_token(settings, "billing", ["tasks:write"])
+            headers = {"Authorization": f"Bearer {token}"}
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/tasks",
+                        json=TEXT_TASK,
+                        headers={**headers, "Idempotency-Key": f"h{i}"},
+                    )
+                    for i in range(3)
+                )
+            )
+            assert loop.time() - started < 2.0  # not one timeout after another
+            assert [r.status_code for r in responses] == [201] * 3
+            await app.state.gateway.enqueuer.aclose()  # the push gave up and said so
+            assert await pool.fetchval("SELECT count(*) FROM tasks WHERE enqueued_at IS NULL") == 3
+    finally:
+        release.set()

@@ -35,6 +35,13 @@ def until(check: Callable[[], T | None], timeout: float, what: str) -> T:
         time.sleep(0.05)
 
 
+def no_herald_env() -> dict[str, str]:
+    """This process's environment without a single HERALD_ variable, as on a fresh machine."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
 @dataclass
 class DevRun:
     proc: subprocess.Popen[str]
@@ -45,8 +52,7 @@ class DevRun:
     @classmethod
     def start(cls, data_dir: Path, cwd: Path, timeout: float = 150.0) -> DevRun:
         """`herald dev` with no HERALD_ variable, on free ports; returns once it is ready."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env = no_herald_env()
         log_path = cwd / f"dev-{time.monotonic_ns()}.log"
         argv = [
             sys.executable, "-m", "herald.cli", "dev",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -170,8 +171,7 @@ def _compose_cli() -> list[str] | None:
 
 def test_compose_cli_accepts_the_file() -> None:
     cli = _compose_cli()
-    if cli is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    assert cli is not None, "install `docker-compose` (scripts/bootstrap.sh does, as root)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
     env["HERALD_JWT_SECRET"] = "x" * 40
     for profiles in ([], ["--profile", "edge", "--profile", "monitoring"]):
@@ -184,3 +184,31 @@ def test_compose_cli_accepts_the_file() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stderr
+
+
+def _herald_series() -> set[str]:
+    """Every series name Herald's metrics can expose."""
+    from prometheus_client import REGISTRY
+
+    import herald.metrics  # noqa: F401 - registers them
+
+    families = {
+        family.name
+        for collector in list(REGISTRY._collector_to_names)  # no public listing
+        for family in getattr(collector, "describe", list)()
+        if family.name.startswith("herald_")
+    }
+    suffixes = ("", "_total", "_bucket", "_count", "_sum")
+    return {name + suffix for name in families for suffix in suffixes}
+
+
+def test_dashboard_and_docs_use_only_real_metrics() -> None:
+    series = _herald_series()
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/herald.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    used = set(re.findall(r"\bherald_[a-z_]+", exprs))
+    assert used, "the dashboard shows no Herald metric"
+    assert used <= series, used - series
+    guide = (ROOT / "docs/operations.md").read_text()
+    documented = set(re.findall(r"`(herald_[a-z_]+)", guide))
+    assert documented <= series, documented - series

@@ -10,6 +10,7 @@ import asyncio
 import json
 import secrets
 import signal
+import sys
 from asyncio.subprocess import PIPE
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from herald.emulator.remote import RemoteEmulator
-from tests.ops.devrun import DevRun, until
+from tests.ops.devrun import DevRun, no_herald_env, until
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +192,18 @@ async def test_dev_runs_unconfigured_delivers_and_keeps_tasks_across_restarts(
             wait_status(http, after_restart["id"], "delivered")
             # Nothing already delivered was sent again by the new run.
             assert [m["text"] for m in await emulator.messages()] == ["after the restart"]
+    # A second `herald dev` on the same data refuses at once and harms nothing.
+    rival = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "herald.cli", "dev", "--port", "0", "--emulator-port", "0",
+        "--data-dir", str(workdir / ".herald"),
+        cwd=workdir, env=no_herald_env(), stdout=PIPE, stderr=PIPE,
+    )  # fmt: skip
+    _, rival_err = await asyncio.wait_for(rival.communicate(), 60)
+    assert rival.returncode == 1
+    assert b"another herald dev is running" in rival_err
+    with client(second) as http:
+        assert http.get(f"/api/tasks/{task['id']}").status_code == 200
+
     # SIGTERM (a service manager's stop) is as clean as Ctrl-C.
     children = second.descendants()
     assert second.stop(signal.SIGTERM) == 0

@@ -47,7 +47,7 @@ class CoalescingEnqueuer:
         on_failure: OnFailure,
         *,
         window: float = 0.001,
-        timeout: float = 2.0,
+        timeout: float = 1.0,
     ) -> None:
         self._queue = queue
         self._on_failure = on_failure
@@ -64,8 +64,13 @@ class CoalescingEnqueuer:
         self._buffer.append(_Pending(task_ids, correlation_id, done))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
-        # The push goes on even if this request is cancelled (its client went away).
-        return await asyncio.shield(done)
+        # The push goes on even if this request is cancelled (its client went away), and a
+        # request waits for it at most the push timeout: pushes queued behind a slow one
+        # (Redis restarting) must not hold their requests for several timeouts in a row.
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), self._timeout)
+        except TimeoutError:
+            return False
 
     async def aclose(self) -> None:
         """Wait for the pushes already accepted (at shutdown)."""

@@ -11,6 +11,8 @@ ApiError                          {"error": {"code", "message", "details"}}
  +-- TooManyRequests      429     a producer over its intake quota (Retry-After)
  +-- ServiceUnavailable   503     backlog over its bound, or a dependency down (Retry-After)
 ```
+Transient database errors (PostgreSQL restarting or unreachable, a deadlock victim) also
+answer 503 with Retry-After; anything else unexpected is a 500 `internal_error`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -114,6 +117,16 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+# Errors after which the same request may succeed a moment later.
+TRANSIENT_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+    OSError,
+)
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
@@ -132,6 +145,17 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+        # PostgreSQL restarting, unreachable, out of connections, or a deadlock victim:
+        # the request may be retried as it is (intake is idempotent by its key).
+        log.warning("database_unavailable", path=request.url.path, error=repr(exc))
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is not answering; retry the request",
+            headers={"Retry-After": "1"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path)
         return error_response(500, "internal_error", "internal server error")
@@ -139,4 +163,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for transient in TRANSIENT_DATABASE_ERRORS:
+        app.add_exception_handler(transient, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -43,6 +43,9 @@ redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 
 return '0'
 """
 
+# A quota check slower than this admits the request (Redis restarting must not stall intake).
+QUOTA_TIMEOUT = 0.5
+
 _DUE_BACKLOG = """
 SELECT count(*) FROM (
     SELECT 1 FROM tasks WHERE status = 'pending' AND next_attempt_at <= now() LIMIT $1
@@ -78,13 +81,11 @@ class IntakeGuard:
         if not rate:
             return
         try:
-            wait = float(
-                await self._script(
-                    keys=[f"{self._prefix}:{client}"],
-                    args=[1.0 / rate, self._burst, cost],
-                )
+            answer = self._script(
+                keys=[f"{self._prefix}:{client}"], args=[1.0 / rate, self._burst, cost]
             )
-        except Exception as exc:  # Redis down: admit; the database still protects itself
+            wait = float(await asyncio.wait_for(answer, QUOTA_TIMEOUT))
+        except Exception as exc:  # Redis down or slow: admit; PostgreSQL protects itself
             log.warning("quota_unavailable", client=client, error=repr(exc))
             return
         if wait > 0:
