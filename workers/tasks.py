@@ -8,6 +8,7 @@ the in-flight tasks have finished and recorded their outcome.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from dataclasses import dataclass
 
@@ -68,6 +69,10 @@ async def _startup(state: TaskiqState) -> None:
     stop = asyncio.Event()
     sweeper_task = asyncio.create_task(Sweeper(pool, hints, settings).run(stop))
     _runtime = _Runtime(deliverer, redis, stop, sweeper_task)
+    # Everything allocated so far (modules, pydantic models, pools) lives as long as the
+    # process: move it out of the collector's reach, so that the full collections the
+    # send path triggers walk only the objects deliveries create.
+    gc.freeze()
     # Announce the process: tests and operators see which workers are up.
     await redis.set(_presence_key(deliverer.owner), os.getpid(), ex=3600)
     log.info("worker_started", owner=deliverer.owner, rate_limits=limiter.enabled)
