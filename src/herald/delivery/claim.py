@@ -10,7 +10,8 @@ Round trips:
   the claims a worker makes at the same time (`claim_many`, see `coalesce.py`);
 - rate limits on: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, the Redis script, one UPDATE
   (claim with its event, or defer), COMMIT. The row stays locked while Redis answers, so
-  a deferral never shows a transient `sending` and costs no audit row.
+  a deferral never shows a transient `sending` and costs no audit row. The script also
+  sets the claim's send gate (`gate.py`): the worker takes it right before it sends.
 
 A task past `expires_at` is failed here with the reason `expired` instead of claimed.
 """
@@ -110,6 +111,7 @@ class Claimed:
     due_since: datetime  # send_at or creation: the start of the delivery latency
     correlation_id: str | None
     wait: float = 0.0  # seconds until the reserved rate-limit slot
+    gated: bool = False  # a send gate was set: take it before sending (`gate.py`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,7 @@ class Deferred:
 ClaimResult = Claimed | Expired | Deferred | None
 
 
-def _result(row: Any, wait: float = 0.0) -> Claimed | Expired:
+def _result(row: Any, wait: float = 0.0, gated: bool = False) -> Claimed | Expired:
     if row["status"] == "failed":
         return Expired(row["id"])
     return Claimed(
@@ -141,6 +143,7 @@ def _result(row: Any, wait: float = 0.0) -> Claimed | Expired:
         due_since=row["send_at"] or row["created_at"],
         correlation_id=row["correlation_id"],
         wait=wait,
+        gated=gated,
     )
 
 
@@ -166,7 +169,12 @@ async def claim(
         expired = bool(row["expired"])
         grant = Grant(ok=True, wait=0.0)
         if not expired:
-            grant = await limiter.reserve(row["migrated_chat_id"] or row["chat_id"])
+            # The gate outlives the lease: the sweeper looks for it once the lease expired.
+            grant = await limiter.reserve(
+                row["migrated_chat_id"] or row["chat_id"],
+                gate=limiter.gates.key(row["id"], row["attempt"] + 1),
+                gate_ttl=2 * lease_seconds + 60,
+            )
         if not grant.ok:
             # Spread the tasks of one busy chat a little so they do not all wake at once.
             wait = grant.wait * random.uniform(1.0, 1.1)
@@ -176,4 +184,4 @@ async def claim(
         taken = await conn.fetchrow(
             _TAKE_SQL, row["id"], owner, lease_seconds + grant.wait, expired
         )
-        return _result(taken, grant.wait)
+        return _result(taken, grant.wait, gated=not expired)

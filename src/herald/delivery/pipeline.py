@@ -3,7 +3,8 @@
 Database round trips per delivered task: one to claim and one to record, each shared
 with the other deliveries of the process running at the same time (`coalesce.py`).
 With rate limits on, the claim is its own transaction (BEGIN, pick, update, COMMIT, plus
-one Redis script) and one more script frees the chat after the answer. A retry or a
+one Redis script), the send gate is taken before the send (one DEL, `gate.py`) and one
+more script frees the chat after the answer. A retry or a
 deferral schedules its own hint for the moment the task is due again.
 """
 
@@ -33,6 +34,13 @@ from herald.states import TaskStatus
 from herald.telegram.sender import TelegramSender
 
 log = structlog.get_logger(__name__)
+
+
+# The claim's send gate was gone: nothing was sent; due again at once, and (like a 429)
+# not counted against max_attempts. Not a Telegram error.
+NOT_SENT = Outcome(
+    Verdict.RETRY, "not_sent", "the send gate was gone: nothing was sent", retry_after=0.0
+)
 
 
 def worker_identity() -> str:
@@ -87,6 +95,8 @@ class Deliverer:
             structlog.contextvars.bind_contextvars(correlation_id=task.correlation_id)
         if task.wait > 0:
             await asyncio.sleep(task.wait)  # the reserved rate-limit slot
+        if task.gated and not await self._take_gate(task):
+            return await self._finish(task, NOT_SENT)
         try:
             outcome = delivered(await self.sender.send(task.chat_id, task.content))
         except asyncio.CancelledError:
@@ -98,8 +108,20 @@ class Deliverer:
             outcome = classify(exc)
         return await self._finish(task, outcome)
 
+    async def _take_gate(self, task: Claimed) -> bool:
+        """May this claim send? Not if the sweeper took the task back or Redis lost or
+        cannot answer for the gate: then nothing is sent and the attempt is retried."""
+        assert self.limiter is not None
+        try:
+            if await self.limiter.gates.take(task.id, task.attempt):
+                return True
+            log.warning("send_gate_gone", task_id=task.id, attempt=task.attempt)
+        except Exception:
+            log.exception("send_gate_failed", task_id=task.id, attempt=task.attempt)
+        return False
+
     async def _finish(self, task: Claimed, outcome: Outcome) -> TaskStatus:
-        if outcome.verdict is not Verdict.DELIVERED:
+        if outcome is not NOT_SENT and outcome.verdict is not Verdict.DELIVERED:
             TELEGRAM_ERRORS.labels(code=outcome.code).inc()
         if self.limiter is not None:
             await self._release(task.chat_id, outcome.retry_after)
@@ -116,7 +138,7 @@ class Deliverer:
         assert self.limiter is not None
         try:
             await self.limiter.sent(chat_id)
-            if retry_after is not None:
+            if retry_after:
                 await self.limiter.pause(chat_id, retry_after)
         except Exception:
             log.exception("rate_limit_release_failed", chat_id=chat_id)

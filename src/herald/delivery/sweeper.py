@@ -3,7 +3,9 @@
 Each pass:
 1. `sending` tasks whose lease expired (a worker killed mid-send, or a send that outlived
    its lease) become `uncertain`: nobody knows whether Telegram got them. An at-least-once
-   task goes back to pending instead (failed once its attempts are used up).
+   task goes back to pending instead (failed once its attempts are used up). So does a
+   task whose send gate the sweeper takes (`gate.py`): its worker was lost before the
+   send began (killed while waiting for its rate-limit slot), and now never will send.
 2. Due `pending` tasks that no queue message is known to cover get one: those never hinted
    since they became due (`send_at` reached, backoff over, a deferral) and those hinted
    longer than `requeue_after_seconds` ago (a lost message, a failed enqueue, Redis
@@ -21,36 +23,44 @@ from typing import Any
 import structlog
 
 from herald.config import Settings
+from herald.delivery.gate import SendGates
 from herald.delivery.hints import Hints
 
 log = structlog.get_logger(__name__)
 
+_STALE_LEASES_SQL = """
+SELECT id, attempt FROM tasks
+WHERE status = 'sending' AND lease_expires_at < now()
+ORDER BY lease_expires_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+# $1: the stale tasks (locked above); $2: those whose send gate the sweeper took.
 _EXPIRE_LEASES_SQL = """
-WITH stale AS (
-    SELECT id FROM tasks
-    WHERE status = 'sending' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-), moved AS (
+WITH moved AS (
     UPDATE tasks t SET
         status = CASE
+            WHEN t.id = ANY($2::bigint[]) THEN 'pending'
             WHEN t.delivery = 'at_least_once' AND t.attempt < t.max_attempts THEN 'pending'
             WHEN t.delivery = 'at_least_once' THEN 'failed'
             ELSE 'uncertain' END,
         next_attempt_at = now(),
         lease_owner = NULL,
         lease_expires_at = NULL,
-        last_error = 'lease expired: the worker did not record an outcome in time',
+        last_error = CASE WHEN t.id = ANY($2::bigint[])
+            THEN 'lease expired before the send began: nothing was sent'
+            ELSE 'lease expired: the worker did not record an outcome in time' END,
         updated_at = now()
-    FROM stale
-    WHERE t.id = stale.id
-    RETURNING t.id, t.status, t.attempt
+    WHERE t.id = ANY($1::bigint[])
+    RETURNING t.id, t.status, t.attempt, t.id = ANY($2::bigint[]) AS not_sent
 ), event AS (
     INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
-    SELECT id, 'sweeper', 'sending', status, attempt, 'lease expired' FROM moved
+    SELECT id, 'sweeper', 'sending', status, attempt,
+           CASE WHEN not_sent THEN 'lease expired before the send' ELSE 'lease expired' END
+    FROM moved
 )
-SELECT id, status FROM moved
+SELECT id, status, not_sent FROM moved
 """
 
 _REQUEUE_SQL = """
@@ -76,16 +86,34 @@ class SweepResult:
 
 
 class Sweeper:
-    def __init__(self, pool: Any, hints: Hints, settings: Settings) -> None:
+    def __init__(self, pool: Any, hints: Hints, gates: SendGates, settings: Settings) -> None:
         self.pool = pool
         self.hints = hints
+        self.gates = gates
         self.settings = settings
+
+    async def expire_leases(self) -> list[Any]:
+        """Step 1; the moved tasks' ids, new statuses and whether they were never sent."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            stale = await conn.fetch(_STALE_LEASES_SQL, self.settings.sweep_batch_size)
+            if not stale:
+                return []
+            try:
+                taken = await self.gates.take_many([(r["id"], r["attempt"]) for r in stale])
+            except Exception:
+                # Without an answer from Redis, assume the sends may have begun.
+                log.exception("send_gates_unknown")
+                taken = [False] * len(stale)
+            not_sent = [r["id"] for r, t in zip(stale, taken, strict=True) if t]
+            return list(await conn.fetch(_EXPIRE_LEASES_SQL, [r["id"] for r in stale], not_sent))
 
     async def sweep_once(self) -> SweepResult:
         batch = self.settings.sweep_batch_size
-        expired = await self.pool.fetch(_EXPIRE_LEASES_SQL, batch)
+        expired = await self.expire_leases()
         for row in expired:
-            log.warning("lease_expired", task_id=row["id"], status=row["status"])
+            log.warning(
+                "lease_expired", task_id=row["id"], status=row["status"], not_sent=row["not_sent"]
+            )
         requeued: list[Any] = []
         if await self.hints.queue_length() < self.settings.sweep_max_queue_length:
             # The hints go out after the commit; a crash in between leaves enqueued_at
