@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_private_key: str = ""  # only for `herald token` with an asymmetric algorithm
+    # During a key rotation: the key being retired, still accepted (never used to sign).
+    jwt_previous_secret: str = ""
+    jwt_previous_public_key: str = ""
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
     jwt_audience: str = "herald"
     jwt_issuer: str = "herald"
@@ -97,9 +100,24 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _algorithm_matches_key(self) -> Settings:
-        if self.jwt_public_key and self.jwt_algorithm == "HS256":
-            raise ValueError("HERALD_JWT_PUBLIC_KEY needs HERALD_JWT_ALGORITHM RS256 or ES256")
+        if (self.jwt_public_key or self.jwt_previous_public_key) and self.jwt_algorithm == "HS256":
+            raise ValueError(
+                "HERALD_JWT_PUBLIC_KEY and HERALD_JWT_PREVIOUS_PUBLIC_KEY need"
+                " HERALD_JWT_ALGORITHM RS256 or ES256"
+            )
+        if self.jwt_previous_secret and self.jwt_algorithm != "HS256":
+            raise ValueError("HERALD_JWT_PREVIOUS_SECRET is only for HERALD_JWT_ALGORITHM HS256")
         return self
+
+    @property
+    def jwt_verification_keys(self) -> list[str]:
+        """The keys a token may be signed with: the current one first, then the one being
+        retired during a rotation. All of them for the one configured algorithm."""
+        if self.jwt_algorithm == "HS256":
+            keys = [self.jwt_secret, self.jwt_previous_secret]
+        else:
+            keys = [self.jwt_public_key, self.jwt_previous_public_key]
+        return [k for k in keys if k]
 
     def check_secrets(self) -> None:
         """Refuse to run a server without a real signing key (dev mode excepted)."""

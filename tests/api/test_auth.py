@@ -212,3 +212,62 @@ def test_herald_api_refuses_to_start_without_a_secret(
     get_settings.cache_clear()
     assert cli.main(["api", "--port", "0"]) == 2
     assert "HERALD_JWT_SECRET" in capsys.readouterr().err
+
+
+def test_rotation_accepts_the_retired_key_until_it_is_removed() -> None:
+    old_secret, new_secret = "old-secret-" + "o" * 32, "new-secret-" + "n" * 32
+    before = make_settings("postgresql+asyncpg://unused/db", jwt_secret=old_secret)
+    old_token = mint_token(before, "billing", ["tasks:write"])
+    during = make_settings(
+        "postgresql+asyncpg://unused/db", jwt_secret=new_secret, jwt_previous_secret=old_secret
+    )
+    new_token = mint_token(during, "billing", ["tasks:read"])
+    assert jwt.get_unverified_claims(new_token)["scope"] == "tasks:read"
+    verifier = TokenVerifier(during)
+    assert verifier.verify(old_token).scopes == {"tasks:write"}
+    assert verifier.verify(new_token).scopes == {"tasks:read"}
+    # The retired key still needs the right claims, and a third key gets nothing.
+    with pytest.raises(Unauthorized, match="audience"):
+        verifier.verify(jwt.encode(_claims(aud="other"), old_secret, "HS256"))
+    with pytest.raises(Unauthorized, match="Signature"):
+        verifier.verify(jwt.encode(_claims(), "third-secret-" + "t" * 32, "HS256"))
+    # Rotation over: the old token is refused, the new one passes.
+    after = TokenVerifier(make_settings("postgresql+asyncpg://unused/db", jwt_secret=new_secret))
+    with pytest.raises(Unauthorized):
+        after.verify(old_token)
+    assert after.verify(new_token).client == "billing"
+
+
+def test_rs256_rotation_accepts_the_previous_public_key_only_for_rs256() -> None:
+    old_private, old_public = _rsa_pair()
+    new_private, new_public = _rsa_pair()
+    common = {"jwt_algorithm": "RS256", "jwt_secret": ""}
+    old = make_settings(
+        "postgresql+asyncpg://unused/db",
+        jwt_public_key=old_public,
+        jwt_private_key=old_private,
+        **common,
+    )
+    during = make_settings(
+        "postgresql+asyncpg://unused/db",
+        jwt_public_key=new_public,
+        jwt_private_key=new_private,
+        jwt_previous_public_key=old_public,
+        **common,
+    )
+    verifier = TokenVerifier(during)
+    assert verifier.verify(mint_token(old, "ops", ["tasks:manage"])).client == "ops"
+    assert verifier.verify(mint_token(during, "ops", ["tasks:read"])).scopes == {"tasks:read"}
+    # An HS256 token keyed with the retired public key's PEM is no better than with the new one.
+    header, payload = _b64({"alg": "HS256", "typ": "JWT"}), _b64(_claims())
+    import hashlib
+    import hmac
+
+    sig = hmac.new(old_public.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    with pytest.raises(Unauthorized):
+        verifier.verify(f"{header}.{payload}.{base64.urlsafe_b64encode(sig).decode().rstrip('=')}")
+    with pytest.raises(ValueError, match="PREVIOUS_SECRET"):
+        make_settings(
+            "postgresql+asyncpg://unused/db", jwt_previous_secret="x" * 32, **common,
+            jwt_public_key=new_public,
+        )  # fmt: skip

@@ -4,6 +4,11 @@ Only the configured algorithm is accepted (so no `none`, no HS256 token checked 
 RS256 public key); audience, issuer and expiry are required. Scopes are the space-separated
 `scope` claim; the subject is the client.
 
+During a key rotation the gateway also accepts the key being retired
+(`HERALD_JWT_PREVIOUS_SECRET` or `HERALD_JWT_PREVIOUS_PUBLIC_KEY`, same algorithm), so
+that old and new tokens both pass until the old ones run out; `herald token` signs with
+the current key only.
+
 Verifying a signature costs more than the rest of an intake request, and a producer sends
 the same token thousands of times, so successful verifications are cached by token string
 (an LRU), each entry honouring the token's own `exp` and `nbf`.
@@ -21,6 +26,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from jose import JWTError, jwt
+from jose.exceptions import JWTClaimsError
 
 from herald.api.errors import Forbidden, Unauthorized
 from herald.config import ConfigError, Settings
@@ -88,7 +94,7 @@ class TokenVerifier:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._key = settings.jwt_public_key or settings.jwt_secret
+        self._keys = settings.jwt_verification_keys
         self._algorithms = [settings.jwt_algorithm]
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
@@ -127,26 +133,37 @@ class TokenVerifier:
         return principal
 
     def _decode(self, token: str) -> dict[str, Any]:
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._key,
-                algorithms=self._algorithms,
-                audience=self._audience,
-                issuer=self._issuer,
-                # Times are checked by `verify` against the verifier's clock, the same
-                # clock that expires cache entries.
-                options={
-                    "require_exp": True,
-                    "require_aud": True,
-                    "require_iss": True,
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                },
-            )
-        except (JWTError, ValueError, TypeError) as exc:
-            # ValueError/TypeError: jose trips on some malformed headers and claims.
-            raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from None
+        error: Exception | str = "no verification key is configured"
+        for key in self._keys:
+            try:
+                return self._decode_with(token, key)
+            except JWTClaimsError as exc:
+                # The signature matched this key; the claims are wrong whatever the key.
+                error = exc
+                break
+            except (JWTError, ValueError, TypeError) as exc:
+                # ValueError/TypeError: jose trips on some malformed headers and claims.
+                if isinstance(error, str):
+                    error = exc  # the current key's answer is the one to report
+        raise Unauthorized(f"invalid token: {error}", code="invalid_token") from None
+
+    def _decode_with(self, token: str, key: str) -> dict[str, Any]:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=self._algorithms,
+            audience=self._audience,
+            issuer=self._issuer,
+            # Times are checked by `verify` against the verifier's clock, the same clock
+            # that expires cache entries.
+            options={
+                "require_exp": True,
+                "require_aud": True,
+                "require_iss": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+            },
+        )
         return claims
 
 
