@@ -58,6 +58,11 @@ TELEGRAM_ERRORS = Counter(
 RATE_LIMIT_DEFERRALS = Counter(
     "herald_rate_limit_deferrals_total", "Sends deferred for a rate limit.", ["scope"]
 )
+RATE_LIMIT_WAIT = Histogram(
+    "herald_rate_limit_wait_seconds",
+    "How long a claimed task waited in its worker for its reserved rate-limit slot.",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
 
 # State from PostgreSQL (gateway, set at scrape time).
 TASKS_BY_STATUS = Gauge("herald_tasks", "Tasks in the database by status.", ["status"])

@@ -11,6 +11,7 @@ import os
 import signal
 from typing import Any
 
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from herald.config import Settings
@@ -75,6 +76,7 @@ async def test_worker_whose_gate_is_gone_sends_nothing_and_retries(
 ) -> None:
     # 1 message/s in total: the second task waits about a second for its slot.
     deliverer = await make_deliverer(**{**LIMITS, "rate_global_per_second": 1})
+    waited_before = _waited_seconds()
     first = await insert_task(db, chat_id=41)
     second = await insert_task(db, chat_id=42)
     assert await deliverer.handle(first) is TaskStatus.DELIVERED
@@ -84,6 +86,8 @@ async def test_worker_whose_gate_is_gone_sends_nothing_and_retries(
     await redis.delete(gate)  # as a Redis flush or the sweeper would
     assert await waiting is TaskStatus.PENDING
     assert tg.messages(42) == []
+    # The wait for the slot shows in the worker's metrics.
+    assert 0.5 < _waited_seconds() - waited_before < 1.5
     row = await task_row(db, second)
     assert (row["status"], row["last_error_code"]) == ("pending", None)
     assert "nothing was sent" in row["last_error"]
@@ -122,6 +126,10 @@ async def test_worker_killed_while_waiting_for_its_slot_loses_nothing_and_doubts
         " AND to_status IN ('uncertain', 'pending')"
     )
     assert [r["reason"] for r in reasons] == ["lease expired before the send"] * 2
+
+
+def _waited_seconds() -> float:
+    return REGISTRY.get_sample_value("herald_rate_limit_wait_seconds_sum") or 0.0
 
 
 async def _exists(redis: Redis, key: str) -> bool:

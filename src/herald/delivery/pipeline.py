@@ -29,7 +29,13 @@ from herald.delivery.policy import decide
 from herald.delivery.ratelimit import RateLimiter
 from herald.delivery.record import Outcome as RecordOutcome
 from herald.delivery.record import Transition, record_many
-from herald.metrics import DELIVERY_LATENCY, RATE_LIMIT_DEFERRALS, TASKS_FINISHED, TELEGRAM_ERRORS
+from herald.metrics import (
+    DELIVERY_LATENCY,
+    RATE_LIMIT_DEFERRALS,
+    RATE_LIMIT_WAIT,
+    TASKS_FINISHED,
+    TELEGRAM_ERRORS,
+)
 from herald.states import TaskStatus
 from herald.telegram.sender import TelegramSender
 
@@ -93,6 +99,8 @@ class Deliverer:
     async def _send_and_record(self, task: Claimed) -> TaskStatus:
         if task.correlation_id:
             structlog.contextvars.bind_contextvars(correlation_id=task.correlation_id)
+        if self.limiter is not None:
+            RATE_LIMIT_WAIT.observe(task.wait)
         if task.wait > 0:
             await asyncio.sleep(task.wait)  # the reserved rate-limit slot
         if task.gated and not await self._take_gate(task):
