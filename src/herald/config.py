@@ -79,7 +79,6 @@ class Settings(BaseSettings):
     intake_quotas: dict[str, float] = Field(default_factory=dict)
     # How many seconds of its quota a client may send at once (its burst).
     intake_quota_burst_seconds: float = Field(2.0, gt=0)
-    quota_key_prefix: str = "herald:quota"
     # Backpressure: with more due pending tasks than this, intake answers 503 (0: off).
     intake_backlog_limit: int = Field(0, ge=0)
     intake_backlog_check_seconds: float = Field(1.0, gt=0)

@@ -33,7 +33,6 @@ async def quotas(database_url: str) -> AsyncIterator[Api]:
         database_url,
         intake_quotas={"greedy": 0.1, "batcher": 1.0},
         intake_quota_burst_seconds=30.0,
-        quota_key_prefix=f"herald:test-quota:{secrets.token_hex(4)}",
     ) as api:
         yield api
 

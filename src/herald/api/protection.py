@@ -57,7 +57,7 @@ class IntakeGuard:
     def __init__(self, settings: Settings, redis: Redis, pool: Any) -> None:
         self._quotas = settings.intake_quotas
         self._burst = settings.intake_quota_burst_seconds
-        self._prefix = settings.quota_key_prefix
+        self._prefix = f"{settings.queue_name}:quota"  # one namespace per deployment
         self._limit = settings.intake_backlog_limit
         self._interval = settings.intake_backlog_check_seconds
         self._retry_after = settings.intake_retry_after_seconds
