@@ -72,6 +72,7 @@ async def _startup(state: TaskiqState) -> None:
     # Everything allocated so far (modules, pydantic models, pools) lives as long as the
     # process: move it out of the collector's reach, so that the full collections the
     # send path triggers walk only the objects deliveries create.
+    gc.collect()
     gc.freeze()
     # Announce the process: tests and operators see which workers are up.
     await redis.set(_presence_key(deliverer.owner), os.getpid(), ex=3600)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -63,6 +64,10 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             enqueuer=enqueuer,
             guard=guard,
         )
+        # As in the worker: what start-up built lives as long as the process; keep it out
+        # of the full collections the request path triggers.
+        gc.collect()
+        gc.freeze()
         watcher = None
         if settings.intake_backlog_limit:
             watcher = asyncio.create_task(guard.watch_backlog())
