@@ -21,9 +21,8 @@ emulator's request log and the database:
 - uncertain tasks, each explained by the ambiguous event that caused it: its last claim
   belonged to a worker process that was SIGKILLed (a kill mid-send), or the last request
   for the task met a 5xx, a timeout or a dropped connection. Any other is "unexplained".
-  A kill before the request went out is counted apart when the claim's send gate was lost
-  with Redis (claimed before Redis was killed); the tasks the sweeper could return to
-  pending thanks to their gate are counted too;
+  The tasks the sweeper returned to pending because their send gate was still closed (a
+  kill while waiting for a rate-limit slot) are counted too;
 - the converse: a task whose last request met an ambiguous fault must be uncertain (had
   it been sent again, the emulator would show a later request).
 Exit status 0 when there are no duplicates, no losses, no unexplained uncertain task and
@@ -84,7 +83,6 @@ class Events:
 
     kills: list[dict[str, Any]] = field(default_factory=list)
     redis_restarts: list[float] = field(default_factory=list)
-    redis_killed_wall: list[float] = field(default_factory=list)  # time.time(), for the DB's
     postgres_restarts: list[float] = field(default_factory=list)
     producer_retries: int = 0
     producer_errors: Counter[str] = field(default_factory=Counter)
@@ -292,7 +290,6 @@ class Harness:
     async def restart_backends(self) -> None:
         total = self.config.tasks
         await self.reached(total // 3)
-        self.events.redis_killed_wall.append(time.time())
         await asyncio.to_thread(self.stack.redis.restart)
         self.events.redis_restarts.append(self.now())
         await self.reached(2 * total // 3)
@@ -328,8 +325,7 @@ class Harness:
                 " last_error FROM tasks"
             )
             events = await conn.fetch(
-                "SELECT task_id, actor, to_status, attempt, reason, extract(epoch FROM at) AS at"
-                " FROM task_events ORDER BY id"
+                "SELECT task_id, actor, to_status, attempt, reason FROM task_events ORDER BY id"
             )
         finally:
             await conn.close()
@@ -367,20 +363,15 @@ class Harness:
             if n is not None:
                 last_request[n] = r["outcome"]
         last_claim: dict[int, str] = {}
-        last_claim_at: dict[int, float] = {}
         lease_expired: set[int] = set()  # made uncertain by the sweeper, not by its worker
         returned_before_send: set[int] = set()  # the sweeper took the send gate
         for e in events:
             if e["to_status"] == "sending":
                 last_claim[e["task_id"]] = e["actor"]
-                last_claim_at[e["task_id"]] = float(e["at"])
             elif e["to_status"] == "uncertain" and e["actor"] == "sweeper":
                 lease_expired.add(e["task_id"])
             elif e["reason"] == "lease expired before the send":
                 returned_before_send.add(e["task_id"])
-        # Send gates set before Redis was killed are gone: a claim of that time whose worker
-        # died before sending can no longer be proven unsent.
-        redis_killed = max(self.events.redis_killed_wall, default=0.0)
 
         by_key = {int(t["idempotency_key"].removeprefix("chaos-")): t for t in tasks}
         never_created = sorted(set(range(self.config.tasks)) - set(by_key))
@@ -412,8 +403,6 @@ class Harness:
                         cause += "_delivered"
                     elif n in last_request:
                         cause += "_not_delivered"
-                    elif last_claim_at.get(t["id"], 0.0) < redis_killed:
-                        cause += "_never_requested_gate_lost_with_redis"
                     else:
                         cause += "_never_requested"
                 uncertain[cause] += 1

@@ -67,7 +67,7 @@ async def _startup(state: TaskiqState) -> None:
         owner=worker_identity(),
     )
     stop = asyncio.Event()
-    sweeper_task = asyncio.create_task(Sweeper(pool, hints, limiter.gates, settings).run(stop))
+    sweeper_task = asyncio.create_task(Sweeper(pool, hints, settings).run(stop))
     _runtime = _Runtime(deliverer, redis, stop, sweeper_task)
     # Everything allocated so far (modules, pydantic models, pools) lives as long as the
     # process: move it out of the collector's reach, so that the full collections the

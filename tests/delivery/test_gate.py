@@ -15,8 +15,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from herald.config import Settings
-from herald.delivery.claim import Claimed, claim
-from herald.delivery.gate import SendGates
+from herald.delivery.claim import Claimed, claim, open_gates
 from herald.delivery.hints import Hints
 from herald.delivery.ratelimit import RateLimiter
 from herald.delivery.sweeper import Sweeper
@@ -28,17 +27,24 @@ from tests.delivery.workers import wait_for
 from workers.broker import make_broker
 
 LIMITS = {"rate_global_per_second": 30, "rate_chat_per_second": 1, "rate_group_per_minute": 20}
+# One message a second in total: of tasks claimed at once, the second waits ~1 s, the
+# third ~2 s for their slots.
+SLOW = {**LIMITS, "rate_global_per_second": 1}
 
 
 def limited(settings: Settings, **overrides: Any) -> Settings:
     return make_settings(
-        settings.database_url, queue_name=settings.queue_name, **{**LIMITS, **overrides}
+        settings.database_url, queue_name=settings.queue_name, **{**SLOW, **overrides}
     )
 
 
-async def expire_leases(db: Any) -> None:
+def sweeper(db: Any, redis: Redis, s: Settings) -> Sweeper:
+    return Sweeper(db, Hints(redis, make_broker(s), s.queue_name), s)
+
+
+async def expire_lease(db: Any, task_id: int) -> None:
     await db.execute(
-        "UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE status = 'sending'"
+        "UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1", task_id
     )
 
 
@@ -47,50 +53,55 @@ async def test_sweeper_returns_a_claim_whose_send_never_began_and_holds_one_that
 ) -> None:
     s = limited(settings)
     limiter = RateLimiter(redis, s)
-    waiting = await insert_task(db, chat_id=31)
-    sending = await insert_task(db, chat_id=32)
-    claims = [await claim(db, limiter, "worker:dead", 3600) for _ in range(2)]
-    assert all(isinstance(c, Claimed) and c.gated for c in claims)
-    # The worker of `sending` took its gate (the request went out), then died; the
-    # worker of `waiting` died still waiting for its slot.
-    assert await limiter.gates.take(sending, 1)
-    await expire_leases(db)
-    gates = SendGates(redis, s.queue_name)
-    sweeper = Sweeper(db, Hints(redis, make_broker(s), s.queue_name), gates, s)
-    assert (await sweeper.sweep_once()).leases_expired == 2
+    for chat in (31, 32, 33):
+        await insert_task(db, chat_id=chat)
+    claims = [await claim(db, limiter, "worker:dead", 3600) for _ in range(3)]
+    at_once, waiting, opened = [c for c in claims if isinstance(c, Claimed)]
+    # The first slot was free: no wait, no gate. The other two wait, gate closed.
+    assert [(c.gated, c.wait > 0.5) for c in (at_once, waiting, opened)] == [
+        (False, False),
+        (True, True),
+        (True, True),
+    ]
+    # The worker of `opened` began its request, then all three workers died.
+    assert await open_gates(db, "worker:dead", [(opened.id, opened.attempt)]) == [True]
+    for task in (at_once, waiting, opened):
+        await expire_lease(db, task.id)
+    assert (await sweeper(db, redis, s).sweep_once()).leases_expired == 3
 
-    assert (await task_row(db, waiting))["status"] == "pending"
-    assert (await events(db, waiting))[-1] == (
+    assert (await task_row(db, waiting.id))["status"] == "pending"
+    assert (await events(db, waiting.id))[-1] == (
         "sending",
         "pending",
         "lease expired before the send",
     )
-    assert (await task_row(db, sending))["status"] == "uncertain"
-    assert (await events(db, sending))[-1] == ("sending", "uncertain", "lease expired")
-    # The gate is spent: a late worker of `waiting` may no longer send.
-    assert not await gates.take(waiting, 1)
+    for task in (at_once, opened):
+        assert (await task_row(db, task.id))["status"] == "uncertain"
+        assert (await events(db, task.id))[-1] == ("sending", "uncertain", "lease expired")
+    # Too late for the worker of `waiting`: it may no longer send.
+    assert await open_gates(db, "worker:dead", [(waiting.id, waiting.attempt)]) == [False]
 
 
-async def test_worker_whose_gate_is_gone_sends_nothing_and_retries(
+async def test_worker_whose_claim_was_taken_back_sends_nothing(
     db: Any, redis: Redis, settings: Settings, tg: EmulatorHandle, make_deliverer: Any
 ) -> None:
-    # 1 message/s in total: the second task waits about a second for its slot.
-    deliverer = await make_deliverer(**{**LIMITS, "rate_global_per_second": 1})
+    deliverer = await make_deliverer(**SLOW)
     waited_before = _waited_seconds()
     first = await insert_task(db, chat_id=41)
     second = await insert_task(db, chat_id=42)
     assert await deliverer.handle(first) is TaskStatus.DELIVERED
     waiting = asyncio.create_task(deliverer.handle(second))
-    gate = SendGates(redis, settings.queue_name).key(second, 1)
-    await wait_for(lambda: _exists(redis, gate), 5, "the second claim's gate")
-    await redis.delete(gate)  # as a Redis flush or the sweeper would
+    await wait_for(lambda: _status_is(db, second, "sending"), 5, "the second claimed")
+    # Its worker looks dead (a stalled process): the lease runs out during the wait.
+    await expire_lease(db, second)
+    assert (await sweeper(db, redis, limited(settings)).sweep_once()).leases_expired == 1
     assert await waiting is TaskStatus.PENDING
     assert tg.messages(42) == []
+    row = await task_row(db, second)
+    assert row["status"] == "pending"
+    assert "nothing was sent" in row["last_error"]
     # The wait for the slot shows in the worker's metrics.
     assert 0.5 < _waited_seconds() - waited_before < 1.5
-    row = await task_row(db, second)
-    assert (row["status"], row["last_error_code"]) == ("pending", None)
-    assert "nothing was sent" in row["last_error"]
 
     await make_due(db, second)
     await asyncio.sleep(1.1)  # the bot-wide slot of the send that never happened
@@ -132,8 +143,8 @@ def _waited_seconds() -> float:
     return REGISTRY.get_sample_value("herald_rate_limit_wait_seconds_sum") or 0.0
 
 
-async def _exists(redis: Redis, key: str) -> bool:
-    return bool(await redis.exists(key))
+async def _status_is(db: Any, task_id: int, status: str) -> bool:
+    return bool((await task_row(db, task_id))["status"] == status)
 
 
 async def _counts(db: Any, **expected: int) -> bool:

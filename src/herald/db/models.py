@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Index,
@@ -60,6 +61,9 @@ class Task(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_owner: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The send gate of a claim that waits for its rate-limit slot: false until the worker
+    # begins the request, then true; NULL when the claim sends at once (claim.py).
+    send_started: Mapped[bool | None] = mapped_column(Boolean)
 
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     # Set when Telegram said the group became a supergroup: later sends go there.

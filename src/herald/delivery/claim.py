@@ -10,8 +10,18 @@ Round trips:
   the claims a worker makes at the same time (`claim_many`, see `coalesce.py`);
 - rate limits on: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, the Redis script, one UPDATE
   (claim with its event, or defer), COMMIT. The row stays locked while Redis answers, so
-  a deferral never shows a transient `sending` and costs no audit row. The script also
-  sets the claim's send gate (`gate.py`): the worker takes it right before it sends.
+  a deferral never shows a transient `sending` and costs no audit row.
+
+The send gate. A claim that must wait for its reserved slot (up to
+`HERALD_RATE_MAX_WAIT_SECONDS`) commits with `send_started = false`. Right before the
+request goes out, its worker opens the gate: `send_started = true`, fenced by attempt,
+lease owner and status (`open_gates`, one statement shared like the claims). It sends
+only if that UPDATE found its row. A sweeper that finds the lease expired with the gate
+still closed updates the row under its lock: from then on the worker's UPDATE finds
+nothing, so the task, which was never sent and never will be by that claim, goes back to
+`pending` rather than `uncertain`. The row lock decides which of the two comes first;
+all of it lives in PostgreSQL. A claim that sends at once has no gate (NULL): the window
+between its commit and its request is the send itself.
 
 A task past `expires_at` is failed here with the reason `expired` instead of claimed.
 """
@@ -19,6 +29,7 @@ A task past `expires_at` is failed here with the reason `expired` instead of cla
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +58,7 @@ WITH picked AS (
         lease_expires_at = CASE WHEN p.expired THEN NULL
                            ELSE now() + make_interval(secs => $2) END,
         last_error = CASE WHEN p.expired THEN 'expired' ELSE t.last_error END,
+        send_started = NULL,
         updated_at = now()
     FROM picked p
     WHERE t.id = p.id
@@ -77,6 +89,7 @@ WITH claimed AS (
         lease_owner = CASE WHEN $4 THEN NULL ELSE $2 END,
         lease_expires_at = CASE WHEN $4 THEN NULL ELSE now() + make_interval(secs => $3) END,
         last_error = CASE WHEN $4 THEN 'expired' ELSE last_error END,
+        send_started = CASE WHEN $5 THEN false END,
         updated_at = now()
     WHERE id = $1
     RETURNING {_COLUMNS}
@@ -111,7 +124,7 @@ class Claimed:
     due_since: datetime  # send_at or creation: the start of the delivery latency
     correlation_id: str | None
     wait: float = 0.0  # seconds until the reserved rate-limit slot
-    gated: bool = False  # a send gate was set: take it before sending (`gate.py`)
+    gated: bool = False  # claimed with its send gate closed: open it before sending
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,19 +182,32 @@ async def claim(
         expired = bool(row["expired"])
         grant = Grant(ok=True, wait=0.0)
         if not expired:
-            # The gate outlives the lease: the sweeper looks for it once the lease expired.
-            grant = await limiter.reserve(
-                row["migrated_chat_id"] or row["chat_id"],
-                gate=limiter.gates.key(row["id"], row["attempt"] + 1),
-                gate_ttl=2 * lease_seconds + 60,
-            )
+            grant = await limiter.reserve(row["migrated_chat_id"] or row["chat_id"])
         if not grant.ok:
             # Spread the tasks of one busy chat a little so they do not all wake at once.
             wait = grant.wait * random.uniform(1.0, 1.1)
             await conn.execute(_DEFER_SQL, row["id"], wait)
             return Deferred(row["id"], wait, grant.scope or "bot")
         # The lease covers the wait for the reserved slot as well as the send.
+        gated = grant.wait > 0 and not expired
         taken = await conn.fetchrow(
-            _TAKE_SQL, row["id"], owner, lease_seconds + grant.wait, expired
+            _TAKE_SQL, row["id"], owner, lease_seconds + grant.wait, expired, gated
         )
-        return _result(taken, grant.wait, gated=not expired)
+        return _result(taken, grant.wait, gated=gated)
+
+
+_OPEN_GATES_SQL = """
+UPDATE tasks t SET send_started = true
+FROM unnest($2::bigint[], $3::int[]) AS g(id, attempt)
+WHERE t.id = g.id AND t.attempt = g.attempt AND t.lease_owner = $1
+  AND t.status = 'sending' AND t.send_started = false
+RETURNING t.id
+"""
+
+
+async def open_gates(pool: Any, owner: str, claims: Sequence[tuple[int, int]]) -> list[bool]:
+    """Open the send gates of `owner`'s claims (task id, attempt) in one statement: for
+    each, whether it may send (False: the sweeper took the task back first)."""
+    rows = await pool.fetch(_OPEN_GATES_SQL, owner, [c[0] for c in claims], [c[1] for c in claims])
+    opened = {row["id"] for row in rows}
+    return [task_id in opened for task_id, _ in claims]

@@ -3,9 +3,9 @@
 Database round trips per delivered task: one to claim and one to record, each shared
 with the other deliveries of the process running at the same time (`coalesce.py`).
 With rate limits on, the claim is its own transaction (BEGIN, pick, update, COMMIT, plus
-one Redis script), the send gate is taken before the send (one DEL, `gate.py`) and one
-more script frees the chat after the answer. A retry or a
-deferral schedules its own hint for the moment the task is due again.
+one Redis script), a claim that waits for its slot opens its send gate before the send
+(one statement, shared; `claim.py`) and one more script frees the chat after the answer.
+A retry or a deferral schedules its own hint for the moment the task is due again.
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ from typing import Any
 import structlog
 
 from herald.config import Settings
-from herald.delivery.claim import Claimed, ClaimResult, Deferred, Expired, claim, claim_many
+from herald.delivery.claim import (
+    Claimed,
+    ClaimResult,
+    Deferred,
+    Expired,
+    claim,
+    claim_many,
+    open_gates,
+)
 from herald.delivery.classify import Outcome, Verdict, classify, delivered
 from herald.delivery.coalesce import Coalescer
 from herald.delivery.hints import Hints
@@ -42,13 +50,6 @@ from herald.telegram.sender import TelegramSender
 log = structlog.get_logger(__name__)
 
 
-# The claim's send gate was gone: nothing was sent; due again at once, and (like a 429)
-# not counted against max_attempts. Not a Telegram error.
-NOT_SENT = Outcome(
-    Verdict.RETRY, "not_sent", "the send gate was gone: nothing was sent", retry_after=0.0
-)
-
-
 def worker_identity() -> str:
     """The lease owner and audit actor of this process: unique even across restarts."""
     return f"worker:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -66,12 +67,16 @@ class Deliverer:
     def __post_init__(self) -> None:
         self._claims: Coalescer[None, ClaimResult] = Coalescer(self._claim_batch)
         self._records: Coalescer[RecordOutcome, str | None] = Coalescer(self._record_batch)
+        self._gates: Coalescer[tuple[int, int], bool] = Coalescer(self._open_gates_batch)
 
     async def _claim_batch(self, requests: list[None]) -> list[ClaimResult]:
         claimed: list[ClaimResult] = list(
             await claim_many(self.pool, self.owner, self.settings.lease_seconds, len(requests))
         )
         return claimed + [None] * (len(requests) - len(claimed))
+
+    async def _open_gates_batch(self, claims: list[tuple[int, int]]) -> list[bool]:
+        return await open_gates(self.pool, self.owner, claims)
 
     async def _record_batch(self, outcomes: list[RecordOutcome]) -> list[str | None]:
         return await record_many(self.pool, self.owner, outcomes)
@@ -103,8 +108,11 @@ class Deliverer:
             RATE_LIMIT_WAIT.observe(task.wait)
         if task.wait > 0:
             await asyncio.sleep(task.wait)  # the reserved rate-limit slot
-        if task.gated and not await self._take_gate(task):
-            return await self._finish(task, NOT_SENT)
+        if task.gated and not await self._open_gate(task):
+            # Not sent; the sweeper has returned the task to pending, or will.
+            if self.limiter is not None:
+                await self._release(task.chat_id, None)
+            return TaskStatus.PENDING
         try:
             outcome = delivered(await self.sender.send(task.chat_id, task.content))
         except asyncio.CancelledError:
@@ -116,20 +124,20 @@ class Deliverer:
             outcome = classify(exc)
         return await self._finish(task, outcome)
 
-    async def _take_gate(self, task: Claimed) -> bool:
-        """May this claim send? Not if the sweeper took the task back or Redis lost or
-        cannot answer for the gate: then nothing is sent and the attempt is retried."""
-        assert self.limiter is not None
+    async def _open_gate(self, task: Claimed) -> bool:
+        """May this claim send now? Not if the sweeper took the task back while it waited
+        for its slot, nor if PostgreSQL cannot say (then its lease runs out and the
+        sweeper returns it to pending, the gate still closed)."""
         try:
-            if await self.limiter.gates.take(task.id, task.attempt):
+            if await self._gates.submit((task.id, task.attempt)):
                 return True
-            log.warning("send_gate_gone", task_id=task.id, attempt=task.attempt)
+            log.warning("send_gate_closed", task_id=task.id, attempt=task.attempt)
         except Exception:
             log.exception("send_gate_failed", task_id=task.id, attempt=task.attempt)
         return False
 
     async def _finish(self, task: Claimed, outcome: Outcome) -> TaskStatus:
-        if outcome is not NOT_SENT and outcome.verdict is not Verdict.DELIVERED:
+        if outcome.verdict is not Verdict.DELIVERED:
             TELEGRAM_ERRORS.labels(code=outcome.code).inc()
         if self.limiter is not None:
             await self._release(task.chat_id, outcome.retry_after)
@@ -146,7 +154,7 @@ class Deliverer:
         assert self.limiter is not None
         try:
             await self.limiter.sent(chat_id)
-            if retry_after:
+            if retry_after is not None:
                 await self.limiter.pause(chat_id, retry_after)
         except Exception:
             log.exception("rate_limit_release_failed", chat_id=chat_id)

@@ -7,8 +7,7 @@ sees never exceeds the configured one.
 
 `reserve()` asks for the earliest time at which every scope of a send is free. When that
 time is close enough (each scope has its own horizon), the slots are reserved at once
-(the task then waits for its slot in the worker), the claim's gate is set (`gate.py`)
-and the wait is returned. When it is too
+(the task then waits for its slot in the worker) and the wait is returned. When it is too
 far (a chat or group with a backlog), nothing is reserved: the task is deferred in
 PostgreSQL and comes back when the scope frees, without holding a worker slot.
 
@@ -30,31 +29,25 @@ from typing import Any
 from redis.asyncio import Redis
 
 from herald.config import Settings
-from herald.delivery.gate import SendGates
 
 # A chat's next send is spaced from the answer to its previous one, which came after
 # Telegram counted it; this margin only absorbs clock jitter between the processes.
 _SCOPE_MARGIN_SECONDS = 0.01
 
 _RESERVE = """
-local n = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local at = now
-for i = 1, n do
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or '0')
   if tat > at then at = tat end
-  if at - now > tonumber(ARGV[3 * i]) then
+  if at - now > tonumber(ARGV[3 * i - 1]) then
     return {0, tostring(at - now), i}
   end
 end
-for i = 1, n do
-  local next_at = at + tonumber(ARGV[3 * i - 1]) + tonumber(ARGV[3 * i + 1])
-  redis.call('SET', KEYS[i], tostring(next_at), 'PX', math.ceil((next_at - now) * 1000) + 1000)
-end
-if #KEYS > n then
-  local gate_ttl = tonumber(ARGV[3 * n + 2])
-  redis.call('SET', KEYS[n + 1], '1', 'PX', math.ceil((at - now + gate_ttl) * 1000))
+for i, key in ipairs(KEYS) do
+  local next_at = at + tonumber(ARGV[3 * i - 2]) + tonumber(ARGV[3 * i])
+  redis.call('SET', key, tostring(next_at), 'PX', math.ceil((next_at - now) * 1000) + 1000)
 end
 return {1, tostring(at - now), 0}
 """
@@ -119,7 +112,6 @@ class RateLimiter:
         self._reserve: Any = redis.register_script(_RESERVE)
         self._pause: Any = redis.register_script(_PAUSE)
         self._sent: Any = redis.register_script(_SENT)
-        self.gates = SendGates(redis, settings.queue_name)
 
     @property
     def enabled(self) -> bool:
@@ -152,20 +144,15 @@ class RateLimiter:
             scopes.append(Scope("bot", f"{self.prefix}:bot", self.global_interval, self.max_wait))
         return scopes
 
-    async def reserve(self, chat_id: str, gate: str | None = None, gate_ttl: float = 0.0) -> Grant:
-        """One round trip: reserve a slot in every scope of `chat_id` and set the send's
-        `gate` (if given) for `gate_ttl` seconds past the slot; or say how long to wait."""
+    async def reserve(self, chat_id: str) -> Grant:
+        """One round trip: reserve a slot in every scope of `chat_id`, or say how long to wait."""
         scopes = self.scopes(chat_id)
-        keys = [s.key for s in scopes]
-        args: list[float] = [len(scopes)]
+        if not scopes:
+            return Grant(ok=True, wait=0.0)
+        args: list[float] = []
         for scope in scopes:
             args += [scope.interval, scope.max_wait, scope.hold]
-        if gate is not None:
-            keys.append(gate)
-            args.append(gate_ttl)
-        if not keys:
-            return Grant(ok=True, wait=0.0)
-        ok, wait, blocker = await self._reserve(keys=keys, args=args)
+        ok, wait, blocker = await self._reserve(keys=[s.key for s in scopes], args=args)
         wait_s = max(0.0, float(wait))
         if ok:
             return Grant(ok=True, wait=wait_s)

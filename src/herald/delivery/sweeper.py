@@ -4,8 +4,9 @@ Each pass:
 1. `sending` tasks whose lease expired (a worker killed mid-send, or a send that outlived
    its lease) become `uncertain`: nobody knows whether Telegram got them. An at-least-once
    task goes back to pending instead (failed once its attempts are used up). So does a
-   task whose send gate the sweeper takes (`gate.py`): its worker was lost before the
-   send began (killed while waiting for its rate-limit slot), and now never will send.
+   task whose send gate is still closed (`send_started = false`, see `claim.py`): its
+   worker was lost while waiting for its rate-limit slot, before any request, and the
+   row lock taken here means it can no longer open the gate.
 2. Due `pending` tasks that no queue message is known to cover get one: those never hinted
    since they became due (`send_at` reached, backoff over, a deferral) and those hinted
    longer than `requeue_after_seconds` ago (a lost message, a failed enqueue, Redis
@@ -23,37 +24,34 @@ from typing import Any
 import structlog
 
 from herald.config import Settings
-from herald.delivery.gate import SendGates
 from herald.delivery.hints import Hints
 
 log = structlog.get_logger(__name__)
 
-_STALE_LEASES_SQL = """
-SELECT id, attempt FROM tasks
-WHERE status = 'sending' AND lease_expires_at < now()
-ORDER BY lease_expires_at
-LIMIT $1
-FOR UPDATE SKIP LOCKED
-"""
-
-# $1: the stale tasks (locked above); $2: those whose send gate the sweeper took.
 _EXPIRE_LEASES_SQL = """
-WITH moved AS (
+WITH stale AS (
+    SELECT id FROM tasks
+    WHERE status = 'sending' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), moved AS (
     UPDATE tasks t SET
         status = CASE
-            WHEN t.id = ANY($2::bigint[]) THEN 'pending'
+            WHEN NOT t.send_started THEN 'pending'
             WHEN t.delivery = 'at_least_once' AND t.attempt < t.max_attempts THEN 'pending'
             WHEN t.delivery = 'at_least_once' THEN 'failed'
             ELSE 'uncertain' END,
         next_attempt_at = now(),
         lease_owner = NULL,
         lease_expires_at = NULL,
-        last_error = CASE WHEN t.id = ANY($2::bigint[])
+        last_error = CASE WHEN NOT t.send_started
             THEN 'lease expired before the send began: nothing was sent'
             ELSE 'lease expired: the worker did not record an outcome in time' END,
         updated_at = now()
-    WHERE t.id = ANY($1::bigint[])
-    RETURNING t.id, t.status, t.attempt, t.id = ANY($2::bigint[]) AS not_sent
+    FROM stale
+    WHERE t.id = stale.id
+    RETURNING t.id, t.status, t.attempt, coalesce(NOT t.send_started, false) AS not_sent
 ), event AS (
     INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
     SELECT id, 'sweeper', 'sending', status, attempt,
@@ -86,30 +84,14 @@ class SweepResult:
 
 
 class Sweeper:
-    def __init__(self, pool: Any, hints: Hints, gates: SendGates, settings: Settings) -> None:
+    def __init__(self, pool: Any, hints: Hints, settings: Settings) -> None:
         self.pool = pool
         self.hints = hints
-        self.gates = gates
         self.settings = settings
-
-    async def expire_leases(self) -> list[Any]:
-        """Step 1; the moved tasks' ids, new statuses and whether they were never sent."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            stale = await conn.fetch(_STALE_LEASES_SQL, self.settings.sweep_batch_size)
-            if not stale:
-                return []
-            try:
-                taken = await self.gates.take_many([(r["id"], r["attempt"]) for r in stale])
-            except Exception:
-                # Without an answer from Redis, assume the sends may have begun.
-                log.exception("send_gates_unknown")
-                taken = [False] * len(stale)
-            not_sent = [r["id"] for r, t in zip(stale, taken, strict=True) if t]
-            return list(await conn.fetch(_EXPIRE_LEASES_SQL, [r["id"] for r in stale], not_sent))
 
     async def sweep_once(self) -> SweepResult:
         batch = self.settings.sweep_batch_size
-        expired = await self.expire_leases()
+        expired = await self.pool.fetch(_EXPIRE_LEASES_SQL, batch)
         for row in expired:
             log.warning(
                 "lease_expired", task_id=row["id"], status=row["status"], not_sent=row["not_sent"]
