@@ -70,8 +70,16 @@ def herald_env(database_url: str, queue: str, api_url: str, **extra: Any) -> dic
 
 
 @contextmanager
-def worker(env: dict[str, str], log: Path, workers: int = 1, tasks: int = 100) -> Iterator[None]:
+def worker(
+    env: dict[str, str],
+    log: Path,
+    workers: int = 1,
+    tasks: int = 100,
+    metrics_port: int | None = None,
+) -> Iterator[None]:
     argv = [*HERALD, "worker", "--workers", str(workers), "--max-async-tasks", str(tasks)]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
