@@ -401,10 +401,8 @@ class Harness:
                     # emulator), or with it in flight (the message may have arrived).
                     if got:
                         cause += "_delivered"
-                    elif n in last_request:
-                        cause += "_not_delivered"
                     else:
-                        cause += "_never_requested"
+                        cause += "_not_delivered" if n in last_request else "_never_requested"
                 uncertain[cause] += 1
                 if cause == "unexplained":
                     unexplained.append(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import socket
 import tempfile
 import time
 import urllib.request
@@ -36,16 +35,11 @@ from bench.delivery_common import (
     wait_workers,
     worker,
 )
+from bench.stack import free_port
 from herald.config import Settings
 from herald.delivery.hints import Hints
 from herald.emulator.remote import RemoteEmulator
 from workers.broker import make_broker
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def deferrals(port: int) -> float:

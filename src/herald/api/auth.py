@@ -133,7 +133,7 @@ class TokenVerifier:
         return principal
 
     def _decode(self, token: str) -> dict[str, Any]:
-        error: Exception | str = "no verification key is configured"
+        error: Exception | None = None
         for key in self._keys:
             try:
                 return self._decode_with(token, key)
@@ -143,9 +143,9 @@ class TokenVerifier:
                 break
             except (JWTError, ValueError, TypeError) as exc:
                 # ValueError/TypeError: jose trips on some malformed headers and claims.
-                if isinstance(error, str):
-                    error = exc  # the current key's answer is the one to report
-        raise Unauthorized(f"invalid token: {error}", code="invalid_token") from None
+                error = error or exc  # the current key's answer is the one to report
+        reason = error or "no verification key is configured"
+        raise Unauthorized(f"invalid token: {reason}", code="invalid_token") from None
 
     def _decode_with(self, token: str, key: str) -> dict[str, Any]:
         claims: dict[str, Any] = jwt.decode(

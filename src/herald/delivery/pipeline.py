@@ -109,9 +109,9 @@ class Deliverer:
         if task.wait > 0:
             await asyncio.sleep(task.wait)  # the reserved rate-limit slot
         if task.gated and not await self._open_gate(task):
-            # Not sent; the sweeper has returned the task to pending, or will.
-            if self.limiter is not None:
-                await self._release(task.chat_id, None)
+            # Not sent; the sweeper has returned the task to pending, or will. (Only a
+            # rate-limited claim has a gate, so there is a chat hold to release.)
+            await self._release(task.chat_id, None)
             return TaskStatus.PENDING
         try:
             outcome = delivered(await self.sender.send(task.chat_id, task.content))
