@@ -1,9 +1,11 @@
-"""Injected faults: each one as aiogram sees it, and their rates for a seed."""
+"""Injected faults: each one as aiogram sees it, and their rates for a seed; answers with
+extra and mistyped fields, and answers that say nothing."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,6 +17,7 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 
+from herald.emulator.options import FaultConfig, OptionError
 from herald.emulator.testing import EmulatorHandle
 from tests.emulator.conftest import make_bot
 
@@ -150,3 +153,80 @@ async def test_fault_rates_for_a_seed_are_within_tolerance_and_repeatable(
     telegram_emulator.set_faults(**faults)
     await _burst(bot, n)
     assert [r["outcome"] for r in telegram_emulator.received] == outcomes
+
+
+async def test_mistyped_success_chokes_aiogram_but_says_ok_and_the_message_id(
+    telegram_emulator: EmulatorHandle, bot: Bot
+) -> None:
+    telegram_emulator.set_faults(rate_mistyped=1.0)
+    with pytest.raises(ClientDecodeError) as caught:
+        await bot.send_message(1, "hi")
+    [sent] = telegram_emulator.messages(1)
+    answer = caught.value.data
+    assert answer["ok"] is True
+    assert answer["result"]["message_id"] == sent["message_id"]
+    assert answer["result"]["link_preview_options"] == '{"is_disabled": true}'
+    assert "herald_extra" in answer
+    assert telegram_emulator.received[-1]["outcome"] == "ok_mistyped"
+
+
+@pytest.mark.parametrize(
+    ("setup", "error_code", "parameters"),
+    [
+        ({"rate_429": 1.0, "retry_after": 7}, 429, {"retry_after": 7}),
+        ({"blocked": 1}, 403, {}),
+        ({"migrated": (-5, -1005)}, 400, {"migrate_to_chat_id": -1005}),
+        ({"rate_500": 1.0}, 500, {}),
+    ],
+)
+async def test_mistyped_errors_keep_code_description_and_parameters(
+    telegram_emulator: EmulatorHandle,
+    bot: Bot,
+    setup: dict[str, Any],
+    error_code: int,
+    parameters: dict[str, int],
+) -> None:
+    chat = 1
+    if "blocked" in setup:
+        telegram_emulator.block_chat(chat)
+    elif "migrated" in setup:
+        chat, new_chat = setup["migrated"]
+        telegram_emulator.migrate_chat(chat, new_chat)
+    faults = {k: v for k, v in setup.items() if k.startswith(("rate_", "retry_"))}
+    telegram_emulator.set_faults(**faults, rate_mistyped=1.0)
+    with pytest.raises(ClientDecodeError) as caught:
+        await bot.send_message(chat, "hi")
+    answer = caught.value.data
+    assert (answer["ok"], answer["error_code"]) == (False, error_code)
+    assert isinstance(answer["description"], str)
+    assert answer.get("parameters", {}) == parameters
+    assert answer["result"] == "none"
+    assert telegram_emulator.messages() == []
+
+
+async def test_garbage_is_accepted_then_answered_with_neither(
+    telegram_emulator: EmulatorHandle, bot: Bot
+) -> None:
+    telegram_emulator.set_faults(rate_garbage=1.0)
+    with pytest.raises(ClientDecodeError) as caught:
+        await bot.send_message(1, "lost in noise")
+    assert caught.value.data == {"ok": "maybe", "result": {"status": "accepted"}}
+    assert [m["text"] for m in telegram_emulator.messages(1)] == ["lost in noise"]
+    assert telegram_emulator.received[-1]["outcome"] == "fault_garbage"
+
+
+async def test_mistyped_share_is_drawn_apart_and_spares_other_methods(
+    telegram_emulator: EmulatorHandle, bot: Bot
+) -> None:
+    telegram_emulator.set_faults(rate_mistyped=0.5, seed=3)
+    assert (await bot.get_me()).is_bot  # not a send: never mistyped
+    n = 400
+    seen = await _burst(bot, n)
+    # Binomial spread: within 4 standard deviations of n / 2.
+    assert abs(seen["not_json"] - n / 2) <= 4 * (n * 0.25) ** 0.5
+    assert seen["ok"] + seen["not_json"] == n
+    assert len(telegram_emulator.messages()) == n
+    with pytest.raises(OptionError):
+        FaultConfig(rate_mistyped=1.5)
+    # Not part of the other faults' sum: all of them and a mistyped share at once.
+    FaultConfig(rate_429=0.5, rate_drop=0.5, rate_mistyped=1.0)

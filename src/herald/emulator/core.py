@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from herald.emulator.chats import ChatBook
-from herald.emulator.faults import Fault, FaultInjector
+from herald.emulator.faults import GARBAGE, Fault, FaultInjector, mistyped
 from herald.emulator.limits import RateLimiter
 from herald.emulator.methods import METHODS, SENDS
 from herald.emulator.options import FaultConfig, LimitConfig
@@ -147,6 +147,14 @@ class Emulator:
     def _dispatch(
         self, token: str, method: str, params: dict[str, Any]
     ) -> tuple[Reply, Fault | None]:
+        reply, fault = self._answer(token, method, params)
+        if method.lower() in SENDS and self.faults.mistypes():
+            reply = mistyped(reply)
+        return reply, fault
+
+    def _answer(
+        self, token: str, method: str, params: dict[str, Any]
+    ) -> tuple[Reply, Fault | None]:
         if self.bot(token) is None:
             return UNAUTHORIZED, None
         name = method.lower()
@@ -166,7 +174,9 @@ class Emulator:
             reply = ok(handler(self, token, params))
         except ApiError as exc:
             reply = exc.reply()
-        if fault is not None:  # timeout or drop: processed, then the answer is lost
+        if fault is Fault.GARBAGE:  # processed, then answered with nonsense
+            reply = GARBAGE
+        elif fault is not None:  # timeout or drop: processed, then the answer is lost
             reply = Reply(reply.status, reply.body, fault.value)
         return reply, fault
 

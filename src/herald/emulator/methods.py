@@ -69,12 +69,13 @@ def _message(
 ) -> dict[str, Any]:
     emu.check_rate(token, chat_id)
     message_id, date = emu.accept(token, chat_id, method, logged)
-    return {
-        "message_id": message_id,
-        "from": emu.bot(token),
-        "chat": emu.chats.chat_object(chat_id),
-        "date": date,
-    }
+    chat = emu.chats.chat_object(chat_id)
+    message = {"message_id": message_id, "chat": chat, "date": date}
+    if chat["type"] == "channel":
+        message["sender_chat"] = chat  # a channel post is signed by the channel, not the bot
+    else:
+        message["from"] = emu.bot(token)
+    return message
 
 
 def send_message(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str, Any]:

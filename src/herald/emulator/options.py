@@ -35,8 +35,12 @@ class FaultConfig:
 
     429, 500, 502 and a proxy's 502 are answered before the message is accepted (nothing
     delivered).
-    `timeout` and `drop` are the ambiguous cases: the message is accepted and recorded,
-    then the answer is delayed by `timeout_seconds` or the connection is closed unanswered.
+    `timeout`, `drop` and `garbage` are the ambiguous cases: the message is accepted and
+    recorded, then the answer is delayed by `timeout_seconds`, the connection is closed
+    unanswered, or the answer is JSON that says neither success nor error.
+    `mistyped` is drawn apart, after the rest (so it is not part of the sum): that share of
+    JSON answers, successes and errors alike, comes with extra fields and fields of a type
+    aiogram's models refuse, as from a Bot API newer than the client (`faults.py`).
     """
 
     rate_429: float = 0.0
@@ -45,13 +49,15 @@ class FaultConfig:
     rate_proxy_502: float = 0.0  # an HTML 502 page from a proxy, not Telegram's JSON
     rate_timeout: float = 0.0
     rate_drop: float = 0.0
+    rate_garbage: float = 0.0
+    rate_mistyped: float = 0.0
     retry_after: int = 1
     timeout_seconds: float = 15.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
         rates = self._rates()
-        if any(not 0.0 <= r <= 1.0 for r in rates):
+        if any(not 0.0 <= r <= 1.0 for r in [*rates, self.rate_mistyped]):
             raise OptionError("fault rates must be between 0 and 1")
         if sum(rates) > 1.0 + 1e-9:
             raise OptionError("fault rates must add up to at most 1")
@@ -68,11 +74,12 @@ class FaultConfig:
             self.rate_proxy_502,
             self.rate_timeout,
             self.rate_drop,
+            self.rate_garbage,
         ]
 
     @property
     def active(self) -> bool:
-        return sum(self._rates()) > 0
+        return sum(self._rates()) + self.rate_mistyped > 0
 
 
 def build(cls: type[Any], values: dict[str, Any]) -> Any:

@@ -36,7 +36,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     limits.add_argument("--per-group-per-minute", type=float, default=20.0)
     limits.add_argument("--global-per-second", type=float, default=30.0)
     faults = parser.add_argument_group("fault injection (shares of send requests)")
-    for name in ("429", "500", "502", "proxy-502", "timeout", "drop"):
+    for name in ("429", "500", "502", "proxy-502", "timeout", "drop", "garbage", "mistyped"):
         faults.add_argument(f"--fault-{name}", type=float, default=0.0, metavar="RATE")
     faults.add_argument("--retry-after", type=int, default=1, help="retry_after of a 429 fault")
     faults.add_argument("--timeout-seconds", type=float, default=15.0, help="delay of a timeout")
@@ -57,6 +57,8 @@ async def serve(args: argparse.Namespace) -> None:
         rate_proxy_502=args.fault_proxy_502,
         rate_timeout=args.fault_timeout,
         rate_drop=args.fault_drop,
+        rate_garbage=args.fault_garbage,
+        rate_mistyped=args.fault_mistyped,
         retry_after=args.retry_after,
         timeout_seconds=args.timeout_seconds,
         seed=args.seed,

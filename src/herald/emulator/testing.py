@@ -59,6 +59,11 @@ class EmulatorHandle:
     def set_missing(self, chat_id: int) -> None:
         self.emulator.chats.missing.add(chat_id)
 
+    def name_chat(self, username: str, chat_id: int, kind: str = "channel") -> None:
+        """Make `@username` name `chat_id` (a channel or supergroup, -100...). Unnamed
+        usernames resolve too, each to a channel of its own (`chats.username_chat_id`)."""
+        self.emulator.chats.name_chat(username, chat_id, kind)
+
     def set_faults(self, **faults: Any) -> None:
         """Replace the fault settings (unnamed ones back to none); reseeds the draw."""
         self.emulator.set_faults(FaultConfig(**faults))
