@@ -25,6 +25,7 @@ import structlog.tracebacks
 from taskiq import TaskiqMessage, TaskiqMiddleware
 
 from herald.config import Settings
+from herald.telegram.redact import redact
 
 CORRELATION_LABEL = "correlation_id"
 
@@ -59,6 +60,7 @@ def configure_logging(settings: Settings, *, service: str | None = None) -> None
             )
         )
     final.append(renderer)
+    final.append(_redact_tokens(settings))
 
     structlog.configure(
         processors=[
@@ -91,6 +93,17 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr  # under the handler's lock: `Handler.handle` holds it
         super().emit(record)
+
+
+def _redact_tokens(settings: Settings) -> structlog.types.Processor:
+    """Runs after the renderer, on the finished line, so that no field, message or
+    traceback (aiohttp quotes URLs, which hold the bot token) prints a bot token."""
+    secrets = (settings.bot_token,)
+
+    def redact_line(_: Any, __: str, line: Any) -> Any:
+        return redact(line, secrets) if isinstance(line, str) else line
+
+    return redact_line
 
 
 def _add_service(service: str) -> structlog.types.Processor:

@@ -9,9 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
+from herald.api.app import create_app
+from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.db.pool import create_pool
 from herald.delivery.hints import Hints
@@ -199,3 +202,29 @@ async def enqueue(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[N
     queue = BrokerQueue(broker)
     yield queue.enqueue
     await broker.shutdown()
+
+
+@pytest.fixture
+async def gateway(settings: Settings, db: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (real broker, this test's queue) behind an in-process client."""
+    s = make_settings(settings.database_url, queue_name=settings.queue_name)
+    app = create_app(s)
+    writer = mint_token(s, "shop", ["tasks:write"])
+    operator = mint_token(s, "ops", ["tasks:manage", "tasks:read"])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald") as client:
+            client.headers["X-Writer"] = f"Bearer {writer}"
+            client.headers["X-Operator"] = f"Bearer {operator}"
+            yield client
+
+
+async def post(client: httpx.AsyncClient, key: str, **body: Any) -> int:
+    r = await client.post(
+        "/api/tasks",
+        json=body,
+        headers={"Authorization": client.headers["X-Writer"], "Idempotency-Key": key},
+    )
+    assert r.status_code == 201, r.text
+    task_id: int = r.json()["id"]
+    return task_id

@@ -4,46 +4,14 @@ emulator. Operator transitions acting on delivery."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from herald.api.app import create_app
-from herald.api.auth import mint_token
-from herald.config import Settings
 from herald.emulator.testing import EmulatorHandle
-from tests.conftest import make_settings
-from tests.delivery.conftest import events, task_row
+from tests.delivery.conftest import events, post, task_row
 from tests.delivery.workers import wait_for
-
-
-@pytest.fixture
-async def gateway(settings: Settings, db: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app (real broker, this test's queue) behind an in-process client."""
-    s = make_settings(settings.database_url, queue_name=settings.queue_name)
-    app = create_app(s)
-    writer = mint_token(s, "shop", ["tasks:write"])
-    operator = mint_token(s, "ops", ["tasks:manage", "tasks:read"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald") as client:
-            client.headers["X-Writer"] = f"Bearer {writer}"
-            client.headers["X-Operator"] = f"Bearer {operator}"
-            yield client
-
-
-async def post(client: httpx.AsyncClient, key: str, **body: Any) -> int:
-    r = await client.post(
-        "/api/tasks",
-        json=body,
-        headers={"Authorization": client.headers["X-Writer"], "Idempotency-Key": key},
-    )
-    assert r.status_code == 201, r.text
-    task_id: int = r.json()["id"]
-    return task_id
 
 
 async def patch(client: httpx.AsyncClient, task_id: int, **body: Any) -> httpx.Response:

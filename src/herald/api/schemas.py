@@ -293,7 +293,8 @@ class TaskOut(BaseModel):
     priority: int
     delivery: DeliveryMode
     max_attempts: int
-    attempt: int
+    attempt: int = Field(description="claims so far, each one attempt (429s included)")
+    failures: int = Field(description="failed attempts, bounded by max_attempts (never a 429)")
     next_attempt_at: datetime
     metadata: dict[str, Any] | None
     telegram_message_id: int | None

@@ -18,6 +18,7 @@ _TASK_FIELDS = (
     "delivery",
     "max_attempts",
     "attempt",
+    "failures",
     "next_attempt_at",
     "metadata",
     "telegram_message_id",

@@ -26,7 +26,7 @@ import orjson
 
 TASK_COLUMNS = (
     "id, client, idempotency_key, status, chat_id, content, metadata, priority, delivery,"
-    " send_at, expires_at, max_attempts, attempt, next_attempt_at, enqueued_at,"
+    " send_at, expires_at, max_attempts, attempt, failures, next_attempt_at, enqueued_at,"
     " telegram_message_id, last_error_code, last_error, correlation_id, created_at, updated_at"
 )
 
@@ -150,6 +150,7 @@ def created_row(task: NewTask, returned: Any, correlation_id: str | None) -> dic
         "expires_at": task.expires_at,
         "max_attempts": task.max_attempts,
         "attempt": 0,
+        "failures": 0,
         "next_attempt_at": returned["next_attempt_at"],
         "enqueued_at": returned["enqueued_at"],
         "telegram_message_id": None,

@@ -52,7 +52,10 @@ class Task(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    # Claims made: fences each attempt's record. `failures` counts the attempts that failed
+    # (never a 429), and `max_attempts` bounds it (delivery/policy.py).
     attempt: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     max_attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

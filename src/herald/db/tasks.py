@@ -81,6 +81,8 @@ UPDATE tasks SET
     status = $2,
     updated_at = now(),
     next_attempt_at = CASE WHEN $2 = 'pending' THEN now() ELSE next_attempt_at END,
+    -- A resend starts over: it gets max_attempts again.
+    failures = CASE WHEN $2 = 'pending' THEN 0 ELSE failures END,
     enqueued_at = CASE WHEN $2 = 'pending' THEN now() ELSE enqueued_at END,
     lease_owner = NULL,
     lease_expires_at = NULL,

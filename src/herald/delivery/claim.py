@@ -37,8 +37,8 @@ from typing import Any
 from herald.delivery.ratelimit import Grant, RateLimiter
 
 _COLUMNS = (
-    "id, status, attempt, chat_id, migrated_chat_id, content, delivery, max_attempts,"
-    " expires_at, created_at, send_at, correlation_id"
+    "id, status, attempt, failures, chat_id, migrated_chat_id, content, delivery,"
+    " max_attempts, expires_at, created_at, send_at, correlation_id"
 )
 
 # The pick and the claim in one statement. An expired task goes straight to failed.
@@ -115,7 +115,8 @@ WHERE id = $1
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
-    attempt: int
+    attempt: int  # this claim's number: the fence of its record
+    failures: int  # failed attempts before this one: what max_attempts bounds
     chat_id: str  # where to send: the supergroup's id once a group migrated
     content: dict[str, Any]
     delivery: str
@@ -148,6 +149,7 @@ def _result(row: Any, wait: float = 0.0, gated: bool = False) -> Claimed | Expir
     return Claimed(
         id=row["id"],
         attempt=row["attempt"],
+        failures=row["failures"],
         chat_id=row["migrated_chat_id"] or row["chat_id"],
         content=row["content"],
         delivery=row["delivery"],

@@ -68,6 +68,7 @@ class Deliverer:
         self._claims: Coalescer[None, ClaimResult] = Coalescer(self._claim_batch)
         self._records: Coalescer[RecordOutcome, str | None] = Coalescer(self._record_batch)
         self._gates: Coalescer[tuple[int, int], bool] = Coalescer(self._open_gates_batch)
+        self._said_partly_parsed = False
 
     async def _claim_batch(self, requests: list[None]) -> list[ClaimResult]:
         claimed: list[ClaimResult] = list(
@@ -121,7 +122,7 @@ class Deliverer:
             await asyncio.shield(self._finish(task, outcome))
             raise
         except Exception as exc:
-            outcome = classify(exc)
+            outcome = classify(exc, (self.settings.bot_token,))
         return await self._finish(task, outcome)
 
     async def _open_gate(self, task: Claimed) -> bool:
@@ -139,6 +140,10 @@ class Deliverer:
     async def _finish(self, task: Claimed, outcome: Outcome) -> TaskStatus:
         if outcome.verdict is not Verdict.DELIVERED:
             TELEGRAM_ERRORS.labels(code=outcome.code).inc()
+        if outcome.partly_parsed and not self._said_partly_parsed:
+            # Once per process: every answer will be like this until aiogram catches up.
+            self._said_partly_parsed = True
+            log.warning("telegram_answer_partly_parsed", verdict=outcome.verdict, code=outcome.code)
         if self.limiter is not None:
             await self._release(task.chat_id, outcome.retry_after)
         transition = decide(task, outcome, self.settings)
@@ -174,6 +179,7 @@ class Deliverer:
             "task_recorded",
             task_id=task.id,
             attempt=task.attempt,
+            failed=transition.failed,
             status=transition.status,
             reason=transition.reason,
             error=transition.error,

@@ -1,12 +1,19 @@
 """From a classified outcome to the task's next state: retries, backoff, expiry, opt-ins.
 
-- 429: back to pending after `retry_after`; never counts against max_attempts (it is
-  Telegram's flow control, not a failure), only expiry ends it.
-- Other retryable errors: exponential backoff with equal jitter, failed once the
-  attempts or the TTL are used up.
+Two counters, two meanings. `attempt` counts claims: it fences the record of each one and
+says nothing about failure. `failures` counts attempts that failed (Telegram refused, the
+connection never opened, or, for an at-least-once task, an ambiguous answer), and
+`max_attempts` bounds that one.
+
+- 429: back to pending after `retry_after`; Telegram's flow control, not a failure, so it
+  never uses up an attempt; only expiry ends it.
+- Other retryable errors: one more failure; exponential backoff with equal jitter, failed
+  once the failures reach max_attempts or the TTL is used up.
+- A definite refusal (400, 403, 413): failed at once (a failure too).
 - Ambiguous: `uncertain`, held for an operator; a task that opted into at-least-once
-  is retried instead.
-- A group that became a supergroup: due again at once, sent to the new chat id.
+  is retried instead, as a failure.
+- A group that became a supergroup: due again at once, sent to the new chat id; not a
+  failure.
 """
 
 from __future__ import annotations
@@ -16,25 +23,28 @@ from datetime import UTC, datetime, timedelta
 
 from herald.config import Settings
 from herald.delivery.claim import Claimed
-from herald.delivery.classify import Outcome, Verdict, error_code
+from herald.delivery.classify import Outcome, Verdict
 from herald.delivery.record import Transition
 from herald.states import DeliveryMode, TaskStatus
 
 
-def backoff(attempt: int, settings: Settings) -> float:
-    """Seconds before retry number `attempt` (1-based): half fixed, half random."""
+def backoff(failures: int, settings: Settings) -> float:
+    """Seconds before the retry after failure number `failures` (1-based): half fixed,
+    half random."""
     ceiling = min(
-        settings.backoff_max_seconds, settings.backoff_base_seconds * 2.0 ** (attempt - 1)
+        settings.backoff_max_seconds, settings.backoff_base_seconds * 2.0 ** (failures - 1)
     )
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def decide(task: Claimed, outcome: Outcome, settings: Settings) -> Transition:
-    code = error_code(outcome)
+    code = outcome.error_code
     if outcome.verdict is Verdict.DELIVERED:
         return Transition(TaskStatus.DELIVERED, "delivered", message_id=outcome.message_id)
     if outcome.verdict is Verdict.FAILED:
-        return Transition(TaskStatus.FAILED, "rejected", error_code=code, error=outcome.error)
+        return Transition(
+            TaskStatus.FAILED, "rejected", error_code=code, error=outcome.error, failed=True
+        )
     if outcome.verdict is Verdict.MIGRATE:
         return Transition(
             TaskStatus.PENDING,
@@ -48,23 +58,35 @@ def decide(task: Claimed, outcome: Outcome, settings: Settings) -> Transition:
     if outcome.verdict is Verdict.AMBIGUOUS and task.delivery != DeliveryMode.AT_LEAST_ONCE:
         return Transition(TaskStatus.UNCERTAIN, "ambiguous", error_code=code, error=outcome.error)
     # Certainly not sent (or an at-least-once task): try again later, if it may.
-    if outcome.retry_after is not None:
+    failed = not outcome.flow_control
+    if not failed:
+        failures = task.failures
         delay = outcome.retry_after
-    elif task.attempt >= task.max_attempts:
-        return Transition(
-            TaskStatus.FAILED, "attempts exhausted", error_code=code, error=outcome.error
-        )
+        if delay is None:  # a 429 that did not say how long: wait as after a failure
+            delay = backoff(failures + 1, settings)
     else:
-        delay = backoff(task.attempt, settings)
+        failures = task.failures + 1
+        if failures >= task.max_attempts:
+            return Transition(
+                TaskStatus.FAILED,
+                "attempts exhausted",
+                error_code=code,
+                error=outcome.error,
+                failed=True,
+            )
+        delay = backoff(failures, settings)
     if task.expires_at is not None and datetime.now(UTC) + timedelta(seconds=delay) >= (
         task.expires_at
     ):
-        return Transition(TaskStatus.FAILED, "expired", error_code=code, error=outcome.error)
+        return Transition(
+            TaskStatus.FAILED, "expired", error_code=code, error=outcome.error, failed=failed
+        )
     return Transition(
         TaskStatus.PENDING,
         "retry",
         error_code=code,
         error=outcome.error,
         retry_in=delay,
-        details={"retry_in": round(delay, 3), "error": outcome.code},
+        details={"retry_in": round(delay, 3), "error": outcome.code, "failures": failures},
+        failed=failed,
     )

@@ -22,9 +22,10 @@ from herald.states import TaskStatus
 _RECORD_SQL = """
 WITH v AS (
     SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::int[],
-                         $7::text[], $8::float8[], $9::text[], $10::text[], $11::text[])
+                         $7::text[], $8::float8[], $9::text[], $10::text[], $11::text[],
+                         $12::bool[])
         AS v(id, attempt, status, message_id, error_code, error, retry_in, migrated_chat_id,
-             reason, details)
+             reason, details, failed)
 ), old AS (
     SELECT t.id, t.status FROM tasks t JOIN v ON v.id = t.id ORDER BY t.id FOR UPDATE OF t
 ), done AS (
@@ -33,6 +34,7 @@ WITH v AS (
         telegram_message_id = coalesce(v.message_id, t.telegram_message_id),
         last_error_code = v.error_code,
         last_error = v.error,
+        failures = t.failures + CASE WHEN v.failed THEN 1 ELSE 0 END,
         next_attempt_at = CASE WHEN v.retry_in IS NULL THEN t.next_attempt_at
                           ELSE now() + make_interval(secs => v.retry_in) END,
         enqueued_at = CASE WHEN v.retry_in IS NULL THEN t.enqueued_at
@@ -59,7 +61,8 @@ SELECT id, from_status FROM done
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """What one attempt ends in. `retry_in` (seconds) is set for a return to pending."""
+    """What one attempt ends in. `retry_in` (seconds) is set for a return to pending;
+    `failed` when the attempt counts against max_attempts (see `policy.py`)."""
 
     status: TaskStatus
     reason: str
@@ -69,6 +72,7 @@ class Transition:
     retry_in: float | None = None
     migrated_chat_id: str | None = None
     details: dict[str, Any] | None = None
+    failed: bool = False
 
 
 Outcome = tuple[int, int, "Transition"]  # task id, attempt, what it ends in
@@ -79,7 +83,7 @@ async def record_many(pool: Any, owner: str, outcomes: Sequence[Outcome]) -> lis
 
     For each, in order: the status it replaced, or None when its fence refused it.
     """
-    columns: list[list[Any]] = [[] for _ in range(10)]
+    columns: list[list[Any]] = [[] for _ in range(11)]
     for task_id, attempt, t in outcomes:
         row = (
             task_id,
@@ -92,6 +96,7 @@ async def record_many(pool: Any, owner: str, outcomes: Sequence[Outcome]) -> lis
             t.migrated_chat_id,
             t.reason,
             json.dumps(t.details) if t.details is not None else None,
+            t.failed,
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)

@@ -3,10 +3,11 @@
 Each pass:
 1. `sending` tasks whose lease expired (a worker killed mid-send, or a send that outlived
    its lease) become `uncertain`: nobody knows whether Telegram got them. An at-least-once
-   task goes back to pending instead (failed once its attempts are used up). So does a
-   task whose send gate is still closed (`send_started = false`, see `claim.py`): its
-   worker was lost while waiting for its rate-limit slot, before any request, and the
-   row lock taken here means it can no longer open the gate.
+   task goes back to pending instead, as a failed attempt (failed once its failures reach
+   max_attempts). So does, without a failure counted, a task whose send gate is still
+   closed (`send_started = false`, see `claim.py`): its worker was lost while waiting for
+   its rate-limit slot, before any request, and the row lock taken here means it can no
+   longer open the gate.
 2. Due `pending` tasks that no queue message is known to cover get one: those never hinted
    since they became due (`send_at` reached, backoff over, a deferral) and those hinted
    longer than `requeue_after_seconds` ago (a lost message, a failed enqueue, Redis
@@ -39,9 +40,12 @@ WITH stale AS (
     UPDATE tasks t SET
         status = CASE
             WHEN NOT t.send_started THEN 'pending'
-            WHEN t.delivery = 'at_least_once' AND t.attempt < t.max_attempts THEN 'pending'
+            WHEN t.delivery = 'at_least_once' AND t.failures + 1 < t.max_attempts THEN 'pending'
             WHEN t.delivery = 'at_least_once' THEN 'failed'
             ELSE 'uncertain' END,
+        failures = t.failures + CASE
+            WHEN t.delivery = 'at_least_once' AND t.send_started IS DISTINCT FROM false
+            THEN 1 ELSE 0 END,
         next_attempt_at = now(),
         lease_owner = NULL,
         lease_expires_at = NULL,
