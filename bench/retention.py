@@ -160,7 +160,7 @@ async def main() -> None:
         print(f"loaded {args.rows:,} old tasks in {time.perf_counter() - loading:.0f} s")
         emulator_port, api_port = free_port(), free_port()
         with tempfile.TemporaryDirectory() as tmp:
-            emulator = subprocess.Popen(
+            emulator = subprocess.Popen(  # noqa: ASYNC220 - returns at once
                 [*HERALD, "emulator", "--port", str(emulator_port), "--global-per-second", "1000"],
                 stdout=subprocess.DEVNULL,
             )
@@ -171,7 +171,7 @@ async def main() -> None:
                 "bench",
                 ["tasks:write"],
             )
-            api = subprocess.Popen(
+            api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
                 [*HERALD, "api", "--port", str(api_port)],
                 env=base,
                 stdout=subprocess.DEVNULL,
