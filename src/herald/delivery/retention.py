@@ -26,7 +26,7 @@ from herald.states import FINAL_STATUSES
 
 log = structlog.get_logger(__name__)
 
-# The partial index ix_tasks_final_updated (migration 0004) serves the oldest-first pick.
+# The partial index ix_tasks_final_updated (migration 0005) serves the oldest-first pick.
 _PURGE_SQL = """
 WITH doomed AS (
     SELECT id FROM tasks

@@ -4,8 +4,8 @@ A partial index on `updated_at` over delivered, failed and cancelled tasks only,
 purge (delivery/retention.py) finds its next batch without scanning the live tasks.
 Built CONCURRENTLY: on a large table a plain CREATE INDEX would block intake meanwhile.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 11:00:00
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
