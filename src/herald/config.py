@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     # Messages popped from Redis per round trip by a worker process.
     worker_fetch_batch: int = Field(32, ge=1)
 
+    # --- retention ---
+    # Final tasks (delivered, failed, cancelled) are deleted with their events this many
+    # days after their last change; 0 keeps everything. Uncertain tasks are never purged.
+    retention_days: float = Field(30.0, ge=0)
+    retention_interval_seconds: float = Field(60.0, gt=0)
+    retention_batch_size: int = Field(500, ge=1, le=10_000)
+
     @model_validator(mode="after")
     def _algorithm_matches_key(self) -> Settings:
         if (self.jwt_public_key or self.jwt_previous_public_key) and self.jwt_algorithm == "HS256":

@@ -27,9 +27,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from herald.db.base import Base
-from herald.states import DeliveryMode, TaskStatus
+from herald.states import FINAL_STATUSES, DeliveryMode, TaskStatus
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in TaskStatus)
+_FINALS = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
 _MODES = ", ".join(f"'{m.value}'" for m in DeliveryMode)
 
 
@@ -95,6 +96,12 @@ class Task(Base):
         Index("ix_tasks_status_id", "status", "id"),
         Index("ix_tasks_chat_id_id", "chat_id", "id"),
         Index("ix_tasks_created_at", "created_at"),
+        # Retention's pick: the oldest final tasks (delivery/retention.py).
+        Index(
+            "ix_tasks_final_updated",
+            "updated_at",
+            postgresql_where=text(f"status IN ({_FINALS})"),
+        ),
     )
 
 
@@ -103,7 +110,8 @@ class TaskEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     # No foreign key (migration 0002): its per-row check cost a third of batch intake's
-    # insert, and events are only written beside their task, which is never deleted.
+    # insert; events are only written beside their task, and retention deletes both in
+    # one statement.
     task_id: Mapped[int] = mapped_column(BigInteger, index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # "client:NAME", "operator:NAME", "worker:ID" or "sweeper".

@@ -13,6 +13,8 @@ Each pass:
    longer than `requeue_after_seconds` ago (a lost message, a failed enqueue, Redis
    flushed or restarted). Skipped while the queue is already long: the workers are behind,
    and more hints would only repeat what is queued.
+
+Beside the passes, retention (`retention.py`) purges old final tasks.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import structlog
 
 from herald.config import Settings
 from herald.delivery.hints import Hints
+from herald.delivery.retention import Retention
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +114,16 @@ class Sweeper:
         return SweepResult(len(expired), len(requeued))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep every `sweep_interval_seconds` until `stop` is set; errors are only logged."""
+        """Sweep every `sweep_interval_seconds` until `stop` is set; errors are only logged.
+
+        Retention's purge runs beside it, so a long purge never delays a sweep."""
+        purge = asyncio.create_task(Retention(self.pool, self.settings).run(stop))
+        try:
+            await self._sweep_until(stop)
+        finally:
+            await purge
+
+    async def _sweep_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.sweep_once()

@@ -1,0 +1,196 @@
+"""Retention's purge over a table of a million old tasks, and intake and delivery beside it.
+
+    .venv/bin/python bench/retention.py [--rows 1000000] [--rate 300] [--seconds 20]
+
+A fresh database gets `--rows` delivered tasks last changed 40 days ago, one audit event
+each (what a month of traffic leaves), then `VACUUM ANALYZE`. `herald api` and one
+`herald worker` run against the emulator with Telegram's limits on at the paid-broadcast
+setting (1,000/s in total, 1/s per chat; Herald the same), default log level. An
+open-loop client posts `--rate` tasks/s over 10,000 chats through the API for `--seconds`,
+twice with the same load:
+
+1. `HERALD_RETENTION_DAYS=0`: nothing is purged (the baseline);
+2. `HERALD_RETENTION_DAYS=30`: the worker purges the million while the load runs.
+
+For each: POST latency (p50, p99), deliveries/s and created -> delivered (p50, p99) of
+the tasks posted in the window, and in (2) the tasks purged per second. Then the purge
+runs on alone to the end, and its total rate is printed. Prints `uptime` before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+
+from bench.delivery_common import (
+    HERALD,
+    REDIS_URL,
+    fresh_database,
+    herald_env,
+    uptime,
+    wait_workers,
+    worker,
+)
+from bench.stack import free_port, wait_port
+from herald.api.auth import mint_token
+from herald.config import Settings
+from herald.db.pool import asyncpg_dsn
+
+CHATS = 10_000
+LIMITS = {"rate_global_per_second": 1000, "rate_chat_per_second": 1, "log_level": "INFO"}
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else 0.0
+
+
+async def load_old_tasks(conn: Any, rows: int) -> None:
+    await conn.execute(
+        """
+        INSERT INTO tasks (client, idempotency_key, request_hash, chat_id, content,
+                           status, attempt, max_attempts, telegram_message_id,
+                           created_at, updated_at)
+        SELECT 'old', 'old-' || i, '\\x00', (1 + i % 10000)::text,
+               jsonb_build_object('text', 'Your order ' || i || ' has shipped'),
+               'delivered', 1, 5, i, now() - interval '40 days', now() - interval '40 days'
+        FROM generate_series(1, $1) AS i
+        """,
+        rows,
+    )
+    await conn.execute(
+        """
+        INSERT INTO task_events (task_id, at, actor, from_status, to_status, attempt)
+        SELECT id, updated_at, 'worker:old', 'sending', 'delivered', 1 FROM tasks
+        """
+    )
+    await conn.execute("VACUUM ANALYZE tasks, task_events")
+
+
+async def post_load(port: int, token: str, rate: float, seconds: float, tag: str) -> list[float]:
+    """Open loop: one POST every 1/rate s; returns each answer's latency in seconds."""
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as client:
+
+        async def post(i: int) -> None:
+            started = time.perf_counter()
+            async with client.post(
+                "/api/tasks",
+                json={"chat_id": 1 + i % CHATS, "text": f"bench {tag} {i}"},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{tag}-{i}"},
+            ) as resp:
+                await resp.read()
+                if resp.status != 201:
+                    raise SystemExit(f"POST answered {resp.status}")
+            latencies.append(time.perf_counter() - started)
+
+        pending: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            pending.append(asyncio.create_task(post(i)))
+        await asyncio.gather(*pending)
+    return latencies
+
+
+async def delivered_lags(conn: Any, tag: str, n: int, within: float = 120) -> list[float]:
+    deadline = time.monotonic() + within
+    while True:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM updated_at - created_at) AS lag FROM tasks"
+            " WHERE client = 'bench' AND idempotency_key LIKE $1 AND status = 'delivered'",
+            f"{tag}-%",
+        )
+        if len(rows) >= n or time.monotonic() > deadline:
+            return [float(r["lag"]) for r in rows]
+        await asyncio.sleep(0.5)
+
+
+async def old_left(conn: Any) -> int:
+    n: int = await conn.fetchval("SELECT count(*) FROM tasks WHERE client = 'old'")
+    return n
+
+
+async def phase(
+    conn: Any, env: dict[str, str], port: int, token: str, args: Any, tag: str, log: Path
+) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    with worker(env, log):
+        await wait_workers(redis, env["HERALD_QUEUE_NAME"], 1)
+        before, started = await old_left(conn), time.perf_counter()
+        latencies = await post_load(port, token, args.rate, args.seconds, tag)
+        elapsed = time.perf_counter() - started
+        purged = before - await old_left(conn)
+        lags = await delivered_lags(conn, tag, len(latencies))
+        print(
+            f"{tag}: POST p50 {_pct(latencies, 0.5):.1f} ms p99 {_pct(latencies, 0.99):.1f} ms;"
+            f" {len(lags) / elapsed:,.0f} delivered/s of {args.rate:g} posted/s;"
+            f" created -> delivered p50 {_pct(lags, 0.5):.0f} ms p99 {_pct(lags, 0.99):.0f} ms;"
+            f" purged {purged:,} ({purged / elapsed:,.0f}/s)"
+        )
+        if env.get("HERALD_RETENTION_DAYS") != "0":
+            while await old_left(conn) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(1)
+            total = time.perf_counter() - started
+            print(f"{tag}: all {before:,} purged in {total:.0f} s ({before / total:,.0f}/s)")
+    await redis.aclose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    print(uptime())
+    async with fresh_database() as database_url:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        loading = time.perf_counter()
+        await load_old_tasks(conn, args.rows)
+        print(f"loaded {args.rows:,} old tasks in {time.perf_counter() - loading:.0f} s")
+        emulator_port, api_port = free_port(), free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            emulator = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                [*HERALD, "emulator", "--port", str(emulator_port), "--global-per-second", "1000"],
+                stdout=subprocess.DEVNULL,
+            )
+            base = herald_env(database_url, f"herald:bench:{secrets.token_hex(4)}", "", **LIMITS)
+            base["HERALD_TELEGRAM_API_URL"] = f"http://127.0.0.1:{emulator_port}"
+            token = mint_token(
+                Settings(_env_file=None, jwt_secret=base["HERALD_JWT_SECRET"]),
+                "bench",
+                ["tasks:write"],
+            )
+            api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                [*HERALD, "api", "--port", str(api_port)],
+                env=base,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_port(emulator_port)
+                wait_port(api_port)
+                for days, tag in ((0, "off"), (30, "purging")):
+                    env = {**base, "HERALD_RETENTION_DAYS": str(days)}
+                    await phase(conn, env, api_port, token, args, tag, Path(tmp) / f"{tag}.log")
+            finally:
+                api.terminate()
+                emulator.terminate()
+                api.wait(10)
+                emulator.wait(10)
+        await conn.close()
+    print(uptime())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
