@@ -86,6 +86,10 @@ def configure_logging(settings: Settings, *, service: str | None = None) -> None
         lib_logger = logging.getLogger(name)
         lib_logger.handlers.clear()
         lib_logger.propagate = True
+    # uvicorn logs a request only when its access logger has a handler, its own or the
+    # root's through propagation: without `HERALD_ACCESS_LOG` it has neither, and the
+    # request path skips formatting the line altogether.
+    logging.getLogger("uvicorn.access").propagate = settings.access_log
 
 
 def _console_tracebacks(colors: bool) -> structlog.typing.ExceptionRenderer:
