@@ -154,17 +154,17 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url_form(cls, value: str) -> str:
-        problem = "it does not parse as a URL"
         try:
             url = make_url(value)
-            port_ok = url.port is None or 0 < url.port < 65536
-        except Exception:  # sqlalchemy raises ArgumentError or ValueError (a bad port)
-            url, port_ok = None, False
-        if url is not None:
+        except ValueError:  # sqlalchemy's int() of the port
+            problem = "its port is not a number"
+        except Exception:  # sqlalchemy.exc.ArgumentError
+            problem = "it does not parse as a URL"
+        else:
             if url.drivername != "postgresql+asyncpg":
                 problem = f"the scheme must be postgresql+asyncpg://, not {url.drivername}://"
-            elif not port_ok:
-                problem = "its port is not a number from 1 to 65535"
+            elif url.port is not None and not 0 < url.port < 65536:
+                problem = "its port is not from 1 to 65535"
             elif not url.database:
                 problem = "it names no database"
             else:
