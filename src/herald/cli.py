@@ -1,6 +1,9 @@
 """The `herald` command. Each subcommand lives in the module that owns it and parses its own flags.
 
 herald api | worker | migrate | token | emulator | dev  [--help]
+
+Before a subcommand starts, `herald.preflight` checks its configuration (one line and exit
+status 2 when it is wrong) and waits for the stores it needs.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"herald: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if not {"-h", "--help"} & set(rest):
+        from herald.preflight import check
+
+        refused = check(name)
+        if refused is not None:
+            return refused
     module_name, func_name = COMMANDS[name][0].split(":")
     func: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), func_name)
     return func(rest)

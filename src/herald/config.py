@@ -1,18 +1,38 @@
 """Settings, read from `HERALD_*` environment variables and a `.env` file beside.
 
+The form of every value is checked when the settings are read (a URL that does not parse,
+a bot token not of Telegram's form, a secret under 32 characters, quotas that are not a
+JSON object of rates): `herald.preflight` turns the error into one line naming the
+variable. Errors never echo the value, which may be a secret.
+
 Outside dev mode there is no default secret: `Settings.check_secrets()` refuses to start
 without `HERALD_JWT_SECRET` or `HERALD_JWT_PUBLIC_KEY`.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url as parse_redis_url
+from sqlalchemy.engine import make_url
 
 TELEGRAM_API_URL = "https://api.telegram.org"
+ENV_PREFIX = "HERALD_"
+# HS256 keys shorter than this can be brute-forced from one token.
+MIN_SECRET_CHARS = 32
+# Telegram's form, `<bot id>:<secret>`; aiogram refuses anything else when a worker starts.
+BOT_TOKEN_FORM = re.compile(r"\d+:[A-Za-z0-9_-]+")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field: `bot_token` -> `HERALD_BOT_TOKEN`."""
+    return ENV_PREFIX + field.upper()
 
 
 class ConfigError(RuntimeError):
@@ -20,7 +40,13 @@ class ConfigError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HERALD_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        # A validation error (and its traceback) must not print a secret it refused.
+        hide_input_in_errors=True,
+    )
 
     # Infrastructure.
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
@@ -44,6 +70,9 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
     jwt_audience: str = "herald"
     jwt_issuer: str = "herald"
+    # The longest a token may live: `herald token --ttl` is refused beyond it, and the
+    # gateway refuses tokens that expire further ahead than this from now.
+    token_max_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
 
     # Telegram's limits, shared by all workers through Redis.
     rate_global_per_second: float = Field(30.0, ge=0)
@@ -66,6 +95,11 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     log_level: str = "INFO"
     log_json: bool = True
+    # One log line per HTTP request from the gateway (also `herald api --access-log`).
+    access_log: bool = False
+    # How long a process waits at start for PostgreSQL and Redis (retrying with backoff,
+    # a line per retry) before it gives up with exit status 1. 0: one try.
+    startup_wait_seconds: float = Field(300.0, ge=0)
 
     # --- gateway ---
     # Ids of concurrent requests pushed to Redis together: one LPUSH per window.
@@ -104,6 +138,89 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(60.0, gt=0)
     retention_batch_size: int = Field(500, ge=1, le=10_000)
 
+    @field_validator("jwt_secret", "jwt_previous_secret")
+    @classmethod
+    def _strong_secret(cls, value: str, info: ValidationInfo) -> str:
+        if value and len(value) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"{env_name(str(info.field_name))} must be at least {MIN_SECRET_CHARS}"
+                f" characters (it has {len(value)}); make one with `openssl rand -hex 32`"
+            )
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _bot_token_form(cls, value: str) -> str:
+        if value and not BOT_TOKEN_FORM.fullmatch(value):
+            raise ValueError(
+                "HERALD_BOT_TOKEN is not of Telegram's form <bot id>:<secret>"
+                " (as @BotFather gives it, e.g. 123456:ABC-def)"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_form(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ValueError:  # sqlalchemy's int() of the port
+            problem = "its port is not a number"
+        except Exception:  # sqlalchemy.exc.ArgumentError
+            problem = "it does not parse as a URL"
+        else:
+            if url.drivername != "postgresql+asyncpg":
+                problem = f"the scheme must be postgresql+asyncpg://, not {url.drivername}://"
+            elif url.port is not None and not 0 < url.port < 65536:
+                problem = "its port is not from 1 to 65535"
+            elif not url.database:
+                problem = "it names no database"
+            else:
+                return value
+        raise ValueError(
+            f"HERALD_DATABASE_URL is malformed: {problem}"
+            " (expected postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE)"
+        )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_form(cls, value: str) -> str:
+        try:
+            parts = parse_redis_url(value)  # type: ignore[no-untyped-call]
+        except ValueError:
+            parts = None
+        port = parts.get("port") if parts else None
+        if parts is None or (port is not None and not 0 < port < 65536):
+            raise ValueError(
+                "HERALD_REDIS_URL is malformed (expected redis://[:PASSWORD@]HOST:PORT/DB,"
+                " rediss://... or unix:///PATH)"
+            )
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _telegram_url_form(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+            raise ValueError("HERALD_TELEGRAM_API_URL must be an http:// or https:// URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"HERALD_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        return value
+
+    @field_validator("intake_quotas")
+    @classmethod
+    def _quota_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for client, rate in value.items():
+            if not client or not math.isfinite(rate) or rate < 0:
+                raise ValueError(
+                    "HERALD_INTAKE_QUOTAS must map client names to rates of 0 or more tasks"
+                    ' per second, e.g. {"billing": 200, "*": 50}'
+                )
+        return value
+
     @model_validator(mode="after")
     def _algorithm_matches_key(self) -> Settings:
         if (self.jwt_public_key or self.jwt_previous_public_key) and self.jwt_algorithm == "HS256":
@@ -126,13 +243,27 @@ class Settings(BaseSettings):
         return [k for k in keys if k]
 
     def check_secrets(self) -> None:
-        """Refuse to run a server without a real signing key (dev mode excepted)."""
-        if self.dev_mode:
+        """Refuse to run a gateway without a key it can verify with (dev mode may have none:
+        every token is then refused). A weak secret never gets this far (`_strong_secret`)."""
+        if self.jwt_algorithm == "HS256":
+            if not self.jwt_secret and not self.dev_mode:
+                raise ConfigError(
+                    f"HERALD_JWT_SECRET must be set to at least {MIN_SECRET_CHARS} characters"
+                )
             return
-        if self.jwt_algorithm == "HS256" and len(self.jwt_secret) < 32:
-            raise ConfigError("HERALD_JWT_SECRET must be set to at least 32 characters")
-        if self.jwt_algorithm != "HS256" and not self.jwt_public_key:
+        if not self.jwt_public_key and not self.dev_mode:
             raise ConfigError(f"HERALD_JWT_PUBLIC_KEY must be set for {self.jwt_algorithm}")
+        from jose import jwk
+
+        for field in ("jwt_public_key", "jwt_previous_public_key"):
+            key = getattr(self, field)
+            try:
+                if key:
+                    jwk.construct(key, self.jwt_algorithm)
+            except Exception:  # jose raises JWKError, or whatever its backend does
+                raise ConfigError(
+                    f"{env_name(field)} is not a PEM public key for {self.jwt_algorithm}"
+                ) from None
 
 
 @lru_cache

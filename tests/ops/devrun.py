@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TypeVar
@@ -50,9 +50,16 @@ class DevRun:
     stdout_lines: queue.Queue[str] = field(repr=False)
 
     @classmethod
-    def start(cls, data_dir: Path, cwd: Path, timeout: float = 150.0) -> DevRun:
-        """`herald dev` with no HERALD_ variable, on free ports; returns once it is ready."""
-        env = no_herald_env()
+    def start(
+        cls,
+        data_dir: Path,
+        cwd: Path,
+        timeout: float = 150.0,
+        configured: Mapping[str, str] | None = None,
+    ) -> DevRun:
+        """`herald dev` with no HERALD_ variable but `configured`, on free ports; returns once
+        it is ready."""
+        env = {**no_herald_env(), **(configured or {})}
         log_path = cwd / f"dev-{time.monotonic_ns()}.log"
         argv = [
             sys.executable, "-m", "herald.cli", "dev",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,3 +88,40 @@ async def test_worker_binds_each_messages_correlation_id() -> None:
         await broker.shutdown()
         structlog.contextvars.clear_contextvars()
     assert seen == {1: "req-a", 2: "req-b", 3: None}
+
+
+def _fail_holding(secret: str) -> None:
+    jwt_secret = secret  # a frame local, as in the gateway's auth code
+    raise RuntimeError(f"failed with a key of {len(jwt_secret)} characters")
+
+
+def test_console_tracebacks_show_no_local_variables(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Finding 11.6: console logs (dev mode's default) printed frame locals through rich."""
+    import importlib.util
+
+    # The real path: structlog renders console tracebacks with rich when it is installed
+    # (it is in the dev extra), and rich's default shows every frame's locals.
+    assert importlib.util.find_spec("rich") is not None
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    settings = Settings(_env_file=None, log_json=False, log_level="INFO")  # type: ignore[call-arg]
+    configure_logging(settings, service="api")
+    secret = secrets.token_hex(32)  # not a literal: rich also prints the source lines
+    try:
+        try:
+            _fail_holding(secret)
+        except RuntimeError:
+            structlog.get_logger("herald.test").exception("verification_failed")
+        try:
+            _fail_holding(secret)
+        except RuntimeError:
+            logging.getLogger("uvicorn.error").exception("from the standard library")
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:], root.level = saved
+    err = capsys.readouterr().err
+    assert err.count("failed with a key of 64 characters") == 2  # the tracebacks are there
+    assert "_fail_holding" in err
+    assert secret[:12] not in err  # rich shortens long strings: look for their start

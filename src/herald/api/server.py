@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import uvicorn
@@ -28,6 +29,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     args = parser.parse_args(argv)
+    if args.access_log:
+        # The app factory also runs in uvicorn's worker processes: they read the environment.
+        os.environ["HERALD_ACCESS_LOG"] = "true"
+        get_settings.cache_clear()
     try:
         get_settings().check_secrets()
     except ConfigError as exc:
@@ -39,7 +44,7 @@ def main(argv: list[str]) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        access_log=args.access_log,
+        access_log=get_settings().access_log,
         log_level=get_settings().log_level.lower(),
         log_config=None,  # herald.logging renders uvicorn's records too
     )
