@@ -139,13 +139,10 @@ class DevStack:
             chosen["bot_token"] = EMULATOR_BOT_TOKEN
             chosen["telegram_api_url"] = self.emulator_url
             self._step("starting the Telegram emulator")
-            self._spawn(
-                "emulator",
-                "emulator",
-                "--host", host,
-                "--port", str(port),
-                "--token", EMULATOR_BOT_TOKEN,
-            )  # fmt: skip
+            argv = [sys.executable, "-m", "herald.cli", "emulator", "--host", host]
+            # The token in the environment, not the arguments: `ps` shows arguments.
+            env = {**self.env, "HERALD_EMULATOR_TOKEN": EMULATOR_BOT_TOKEN}
+            self.children["emulator"] = spawn([*argv, "--port", str(port)], env=env)
 
         # The emulator starts while migrations run: each child spends seconds importing.
         self._step("applying migrations")
