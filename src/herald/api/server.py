@@ -1,4 +1,9 @@
-"""`herald api`: the gateway under uvicorn."""
+"""`herald api`: the gateway under uvicorn, with limits on what a connection may hold.
+
+The request head's size and read time are enforced by `httplimits.py`; at most
+`HERALD_API_LIMIT_CONCURRENCY` connections or requests at once, beyond which uvicorn
+answers 503. docs/operations.md ("The gateway's HTTP limits") gives the numbers.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +33,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     args = parser.parse_args(argv)
+    settings = get_settings()
     try:
-        get_settings().check_secrets()
+        settings.check_secrets()
     except ConfigError as exc:
         print(f"herald api: {exc}", file=sys.stderr)
         return 2
@@ -39,8 +45,11 @@ def main(argv: list[str]) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # By name: each worker process imports it (and reads the limits) itself.
+        http="herald.api.httplimits:LimitedHttpToolsProtocol",
+        limit_concurrency=settings.api_limit_concurrency,
         access_log=args.access_log,
-        log_level=get_settings().log_level.lower(),
+        log_level=settings.log_level.lower(),
         log_config=None,  # herald.logging renders uvicorn's records too
     )
     return 0
