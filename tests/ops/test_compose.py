@@ -221,7 +221,10 @@ def test_stores_use_the_passwords() -> None:
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret-1"
     redis = services["redis"]
     assert redis["environment"]["REDIS_PASSWORD"] == "redis-secret-2"
-    assert '--requirepass "$$REDIS_PASSWORD"' in " ".join(redis["command"])
+    command = " ".join(redis["command"])
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
+    # The image's entrypoint runs redis-server as the redis user, not root.
+    assert "exec docker-entrypoint.sh redis-server " in command
     # The healthcheck authenticates, and an unauthenticated NOAUTH answer does not pass.
     check = " ".join(redis["healthcheck"]["test"])
     assert 'REDISCLI_AUTH="$$REDIS_PASSWORD"' in check
