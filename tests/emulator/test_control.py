@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
+import psutil
 import pytest
 import pytest_asyncio
 from aiogram import Bot
@@ -14,11 +20,12 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramServerError,
+    TelegramUnauthorizedError,
 )
 
 from herald.emulator.remote import RemoteEmulator, RemoteEmulatorError
-from herald.emulator.testing import EmulatorHandle
-from tests.emulator.conftest import TOKEN
+from herald.emulator.testing import EmulatorHandle, make_emulator, run_emulator
+from tests.emulator.conftest import TOKEN, make_bot
 
 
 @pytest_asyncio.fixture
@@ -185,3 +192,229 @@ async def test_page_shows_messages_per_chat(
     assert "Chat -88" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "group news" in page
+
+
+# --- finding 11.3: what the control API keeps and shows -------------------------------
+
+
+async def _post_raw(
+    http: aiohttp.ClientSession, url: str, body: bytes, content_type: str
+) -> tuple[int, bytes]:
+    async with http.post(url, data=body, headers={"Content-Type": content_type}) as response:
+        return response.status, await response.read()
+
+
+async def test_no_token_is_kept_or_shown(
+    telegram_emulator: EmulatorHandle, bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    await bot.send_message(5, "hello")
+    with pytest.raises(TelegramBadRequest):
+        await bot.send_message(0, "to a chat that does not exist")
+    base = telegram_emulator.base_url
+    for path in ("/control/received", "/control/messages", "/control/stats", "/"):
+        async with http.get(base + path) as response:
+            assert response.status == 200
+            shown = await response.text()
+        assert TOKEN not in shown, path
+        assert TOKEN.split(":")[1] not in shown, path
+    kept = repr(telegram_emulator.received) + repr(telegram_emulator.messages())
+    assert TOKEN.split(":")[1] not in kept
+    # What a test needs instead: which bot, which method, what answer.
+    assert [(r["bot_id"], r["method"], r["status"]) for r in telegram_emulator.received] == [
+        (123456, "sendMessage", 200),
+        (123456, "sendMessage", 400),
+    ]
+
+
+async def test_requests_with_a_wrong_token_are_not_recorded(
+    telegram_emulator: EmulatorHandle, http: aiohttp.ClientSession
+) -> None:
+    base = telegram_emulator.base_url
+    for token in ("not-a-token", "123:", "42:someone-elses-secret"):
+        status, _ = await _post_raw(
+            http,
+            f"{base}/bot{token}/sendMessage",
+            b"chat_id=1&text=x",
+            "application/x-www-form-urlencoded",
+        )
+        assert status in (200, 401)
+    async with run_emulator(tokens=[TOKEN], limits=False) as strict:
+        status, _ = await _post_raw(
+            http,
+            f"{strict.base_url}/bot42:someone-elses-secret/sendMessage",
+            b"chat_id=1&text=guess",
+            "application/x-www-form-urlencoded",
+        )
+        assert status == 401
+        assert strict.received == []
+        assert strict.stats() == {"messages": 0, "received": 0, "chats": 0}
+    status, _ = await _post_raw(
+        http, f"{base}/botnot-a-token/x", b"a=" + b"x" * 1000, "application/x-www-form-urlencoded"
+    )
+    assert status == 401
+    assert [r["bot_id"] for r in telegram_emulator.received] == [42]  # the one valid shape
+
+
+async def test_bodies_of_unknown_methods_are_not_kept(
+    telegram_emulator: EmulatorHandle, http: aiohttp.ClientSession
+) -> None:
+    status, _ = await _post_raw(
+        http,
+        f"{telegram_emulator.base_url}/bot{TOKEN}/sendTelepathy",
+        b"chat_id=1&text=" + b"y" * 100_000,
+        "application/x-www-form-urlencoded",
+    )
+    assert status == 404
+    [record] = telegram_emulator.received
+    assert (record["method"], record["status"], record["params"]) == ("sendTelepathy", 404, {})
+
+
+async def test_the_logs_keep_only_the_latest_records() -> None:
+    async with run_emulator(limits=False, keep=3) as tg:
+        sender = make_bot(tg.base_url)
+        try:
+            for i in range(5):
+                await sender.send_message(1 + i % 2, f"m{i}")
+        finally:
+            await sender.session.close()
+        assert [m["text"] for m in tg.messages()] == ["m2", "m3", "m4"]
+        assert [m["text"] for m in tg.messages(1)] == ["m2", "m4"]
+        assert [r["params"]["text"] for r in tg.received] == ["m2", "m3", "m4"]
+        # Counts are of everything since the reset; the logs hold the latest `keep`.
+        assert tg.stats() == {"messages": 5, "received": 5, "chats": 2}
+        async with RemoteEmulator(tg.base_url) as remote:
+            assert len(await remote.messages()) == 3
+
+
+async def test_a_huge_parameter_is_not_kept_whole(
+    telegram_emulator: EmulatorHandle, http: aiohttp.ClientSession
+) -> None:
+    text = "z" * 1_000_000
+    status, _ = await _post_raw(
+        http,
+        f"{telegram_emulator.base_url}/bot{TOKEN}/sendMessage",
+        b"chat_id=1&text=" + text.encode(),
+        "application/x-www-form-urlencoded",
+    )
+    assert status == 400  # message is too long
+    kept = telegram_emulator.received[-1]["params"]
+    assert kept["chat_id"] == "1"
+    assert len(kept["text"]) < 100
+    assert "1000000 characters" in kept["text"]
+
+
+def test_keep_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="keep must be >= 1"):
+        make_emulator(keep=0)
+
+
+# --- a real `herald emulator` process ---------------------------------------------------
+
+
+@asynccontextmanager
+async def emulator_process(
+    *flags: str, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[psutil.Process, str]]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "herald.cli", "emulator", "--port", "0", *flags,
+        stdout=asyncio.subprocess.PIPE,
+        env={**environment, **(env or {})},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        match = re.search(r"listening on (http://\S+)", line)
+        assert match, line
+        yield psutil.Process(process.pid), match.group(1)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def test_the_token_comes_from_the_environment_not_the_command_line() -> None:
+    secret = "777:from-the-environment"
+    async with emulator_process(env={"HERALD_EMULATOR_TOKEN": secret}) as (proc, base_url):
+        assert not any("from-the-environment" in arg for arg in proc.cmdline())
+        allowed, other = make_bot(base_url, token=secret), make_bot(base_url)
+        try:
+            assert (await allowed.get_me()).id == 777
+            with pytest.raises(TelegramUnauthorizedError):
+                await other.get_me()
+        finally:
+            await allowed.session.close()
+            await other.session.close()
+
+
+async def test_a_token_on_the_command_line_is_refused() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "herald.cli", "emulator", "--port", "0", "--token", "1:x",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    [line] = stderr.decode().strip().splitlines()
+    assert "HERALD_EMULATOR_TOKEN" in line
+
+
+async def _post_over_socket(base_url: str, path: str, body: bytes) -> int:
+    """One POST on its own connection; the answer's status."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    await writer.wait_closed()
+    return int(answer.split(b" ", 2)[1])
+
+
+async def test_memory_stays_bounded_under_large_posts() -> None:
+    """Three 5 MB posts to /botnot-a-token/x once took the emulator from 35 to 75 MB."""
+    body = b"text=" + b"x" * (5 * 1024 * 1024)
+    async with emulator_process("--keep", "100") as (proc, base_url):
+        assert await _post_over_socket(base_url, f"/bot{TOKEN}/getMe", b"") == 200  # warm up
+        before = proc.memory_info().rss
+        for i in range(20):
+            for path in (
+                "/botnot-a-token/x",
+                f"/bot{TOKEN}/unknownMethod",
+                f"/bot{i}:t/sendMessage",
+            ):
+                assert await _post_over_socket(base_url, path, body) in (400, 401, 404), path
+        grown = proc.memory_info().rss - before
+    # 60 posts of 5 MB: keeping them would take 300 MB. A bounded server holds one body in
+    # flight at a time (and its parsed copy); allocator slack stays well under 60 MB.
+    assert grown < 60 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MB"
+
+
+@pytest.mark.parametrize("where", ["one header", "a header in pieces", "the path"])
+async def test_a_head_over_64_kb_is_refused(telegram_emulator: EmulatorHandle, where: str) -> None:
+    host, port = telegram_emulator.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    big = "a" * 100_000
+    if where == "the path":
+        writer.write(f"GET /bot{TOKEN}/getMe?x={big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    elif where == "one header":
+        writer.write(f"GET /bot{TOKEN}/getMe HTTP/1.1\r\nX-Big: {big}\r\n\r\n".encode())
+    else:
+        writer.write(f"GET /bot{TOKEN}/getMe HTTP/1.1\r\nX-Big: ".encode())
+        with contextlib.suppress(ConnectionError):
+            for _ in range(20):  # never finished: refused once the bytes pass the cap
+                await writer.drain()
+                writer.write(b"a" * 8192)
+                await asyncio.sleep(0.01)
+    try:
+        answer = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionError:
+        answer = b""  # closed while we were still writing: the 431 may be lost
+    finally:
+        writer.close()
+    if where != "a header in pieces" or answer:
+        assert answer.startswith(b"HTTP/1.1 431 ")
+    assert telegram_emulator.received == []

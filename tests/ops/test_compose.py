@@ -91,7 +91,8 @@ def test_herald_services_share_one_image_and_configuration(
         env = services[name]["environment"]
         assert env["HERALD_DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert "@postgres:5432/" in env["HERALD_DATABASE_URL"]
-        assert env["HERALD_REDIS_URL"] == "redis://redis:6379/0"
+        assert env["HERALD_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+        assert env["HERALD_REDIS_URL"].endswith("}@redis:6379/0")
         # The secret comes from the operator's environment, never from this file.
         assert env["HERALD_JWT_SECRET"] == "${HERALD_JWT_SECRET:-}"
 
@@ -169,21 +170,125 @@ def _compose_cli() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def test_compose_cli_accepts_the_file() -> None:
+# What an operator must set; nothing else is needed for `docker compose config`.
+REQUIRED = {"POSTGRES_PASSWORD": "pg-secret-1", "REDIS_PASSWORD": "redis-secret-2"}
+PROFILES = ["--profile", "edge", "--profile", "monitoring", "--profile", "emulator"]
+
+
+def _render(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` with only `variables` set (and HERALD_JWT_SECRET)."""
     cli = _compose_cli()
     assert cli is not None, "install `docker-compose` (scripts/bootstrap.sh does, as root)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env["HERALD_JWT_SECRET"] = "x" * 40
-    for profiles in ([], ["--profile", "edge", "--profile", "monitoring"]):
-        result = subprocess.run(
-            [*cli, "-f", str(ROOT / "docker-compose.yaml"), *profiles, "config", "-q"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=False,
-        )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HERALD_", "POSTGRES_", "REDIS_", "GRAFANA_"))
+    }
+    env.update(HERALD_JWT_SECRET="x" * 40, **variables)
+    return subprocess.run(
+        [*cli, "-f", str(ROOT / "docker-compose.yaml"), *args, "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_compose_cli_accepts_the_file() -> None:
+    for profiles in ([], PROFILES):
+        result = _render(*profiles, **REQUIRED)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_passwords_have_no_default(missing: str) -> None:
+    given = {k: v for k, v in REQUIRED.items() if k != missing}
+    result = _render(**given)
+    assert result.returncode != 0
+    assert f"set {missing}" in result.stderr
+
+
+def test_stores_use_the_passwords() -> None:
+    result = _render(*PROFILES, **REQUIRED)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    env = services["api"]["environment"]
+    assert env["HERALD_DATABASE_URL"] == (
+        "postgresql+asyncpg://herald:pg-secret-1@postgres:5432/herald"
+    )
+    assert env["HERALD_REDIS_URL"] == "redis://:redis-secret-2@redis:6379/0"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret-1"
+    redis = services["redis"]
+    assert redis["environment"]["REDIS_PASSWORD"] == "redis-secret-2"
+    command = " ".join(redis["command"])
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
+    # The image's entrypoint runs redis-server as the redis user, not root.
+    assert "exec docker-entrypoint.sh redis-server " in command
+    # The healthcheck authenticates, and an unauthenticated NOAUTH answer does not pass.
+    check = " ".join(redis["healthcheck"]["test"])
+    assert 'REDISCLI_AUTH="$$REDIS_PASSWORD"' in check
+    assert "grep -q PONG" in check
+    # Only the emulator's own setting reaches it: no database, Redis or JWT secret.
+    assert set(services["emulator"]["environment"]) == {"HERALD_EMULATOR_TOKEN", "HERALD_LOG_JSON"}
+    assert "--token" not in services["emulator"]["command"]
+
+
+def _host_ip(port: str | dict[str, Any]) -> str:
+    """The host address of a rendered port, whichever syntax the CLI printed."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "0.0.0.0"))
+    parts = port.split(":")
+    return parts[0] if len(parts) == 3 else "0.0.0.0"
+
+
+def test_published_ports_are_on_the_loopback_except_the_edge() -> None:
+    result = _render(*PROFILES, **REQUIRED)
+    assert result.returncode == 0, result.stderr
+    published = {
+        name: [_host_ip(p) for p in service.get("ports", [])]
+        for name, service in yaml.safe_load(result.stdout)["services"].items()
+    }
+    assert published.pop("nginx") == ["0.0.0.0", "0.0.0.0"]  # TLS on 443, the redirect on 80
+    assert published == {
+        "postgres": [],
+        "redis": [],
+        "migrate": [],
+        "api": ["127.0.0.1"],
+        "worker": [],
+        "emulator": ["127.0.0.1"],
+        "prometheus": ["127.0.0.1"],
+        "grafana": ["127.0.0.1"],
+    }
+    # Exposing the api is a deliberate act (docs/operations.md).
+    exposed = _render(**REQUIRED, HERALD_API_BIND="0.0.0.0")
+    api = yaml.safe_load(exposed.stdout)["services"]["api"]
+    assert [_host_ip(p) for p in api["ports"]] == ["0.0.0.0"]
+
+
+@pytest.mark.parametrize(
+    ("password", "starts"), [("", False), ("admin", False), ("a-real-one", True)]
+)
+def test_grafana_refuses_to_start_without_a_password(
+    services: dict[str, dict[str, Any]], password: str, starts: bool
+) -> None:
+    grafana = services["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    # The entrypoint as the container's shell runs it (compose turns $$ into $).
+    argv = [part.replace("$$", "$") for part in grafana["entrypoint"]]
+    result = subprocess.run(
+        argv,
+        env={"PATH": os.environ["PATH"], "GF_SECURITY_ADMIN_PASSWORD": password},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if starts:  # past the check: it execs Grafana's /run.sh, absent here
+        assert result.returncode == 127, result.stderr
+        assert "/run.sh" in result.stderr
+    else:
+        assert result.returncode == 2
+        assert "set GRAFANA_ADMIN_PASSWORD" in result.stderr
 
 
 def _herald_series() -> set[str]:

@@ -11,6 +11,7 @@ import json
 import secrets
 import signal
 import sys
+import time
 from asyncio.subprocess import PIPE
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,7 +110,15 @@ async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
         delivered_in_db = count_tasks(http, "delivered")
         failed_in_db = count_tasks(http, "failed")
 
-    gateway = scrape(run.api_url + "/metrics")
+    # The task gauges are read in the background (every 5 s): wait for a reading begun
+    # after the counts above.
+    counted_at = time.time()
+    refreshed = ("herald_tasks_refreshed_timestamp_seconds", ())
+    gateway = until(
+        lambda: now if (now := scrape(run.api_url + "/metrics"))[refreshed] > counted_at else None,
+        15,
+        "the task gauges to be refreshed",
+    )
     worker = scrape(run.worker_metrics_url)
 
     def delta(after: dict[Any, float], before: dict[Any, float], key: Any) -> float:

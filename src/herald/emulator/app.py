@@ -2,7 +2,8 @@
 
 The Bot API handler is the hot path: no logging, no task, the body parsed by hand, fixed
 answers pre-encoded. It answers at once, except for the two ambiguous faults: a timeout
-answers late and a drop never answers.
+answers late and a drop never answers. A body is parsed only for a method the emulator
+knows called with a token it accepts: anything else is answered without reading it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from herald.emulator.control import ControlApi
 from herald.emulator.core import Emulator
 from herald.emulator.faults import Fault
 from herald.emulator.httpserver import Answer, HttpServer, Request, Response, parse_form
-from herald.emulator.methods import Upload
+from herald.emulator.methods import METHODS, Upload
+from herald.emulator.replies import UNAUTHORIZED
 
 
 def _multipart(request: Request, params: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +61,9 @@ def _params(request: Request) -> dict[str, Any]:
     return parse_form(request.body, params)
 
 
+_UNAUTHORIZED = Response(UNAUTHORIZED.status, UNAUTHORIZED.body, UNAUTHORIZED.content_type)
+
+
 async def _late(response: Response, seconds: float) -> Answer:
     await asyncio.sleep(seconds)
     return response
@@ -71,6 +76,14 @@ class EmulatorApp:
         self.emulator = emulator
         self.control = ControlApi(emulator)
 
+    def reads_body(self, method: str, path: str) -> bool:
+        """Only a known method called with an accepted token has its body read."""
+        if path.startswith("/bot"):
+            token, slash, name = path[4:].partition("/")
+            if slash and "/" not in name:
+                return self.emulator.bot(token) is not None and name.lower() in METHODS
+        return method == "POST" and path.startswith("/control/")
+
     def __call__(self, request: Request) -> Answer | Awaitable[Answer]:
         path = request.path
         if path.startswith("/bot"):
@@ -81,7 +94,15 @@ class EmulatorApp:
 
     def bot_api(self, request: Request, token: str, method: str) -> Answer | Awaitable[Answer]:
         emulator = self.emulator
-        reply, fault = emulator.call(token, method, _params(request))
+        if emulator.bot(token) is None:
+            return _UNAUTHORIZED
+        params: dict[str, Any] = {}
+        size = None
+        if method.lower() in METHODS:
+            params = _params(request)
+            if request.content_type != "application/json":  # strings only: records.py
+                size = len(request.body) + len(request.query)
+        reply, fault = emulator.call(token, method, params, size)
         response = Response(reply.status, reply.body, reply.content_type)
         if fault is Fault.DROP:
             return None  # received, recorded, and the connection closes unanswered
@@ -101,7 +122,8 @@ class RunningServer:
 
 async def start(emulator: Emulator, host: str, port: int) -> tuple[RunningServer, str]:
     """Serve `emulator` on host:port (0 picks a free port); returns the server and base URL."""
-    server = HttpServer(EmulatorApp(emulator))
+    app = EmulatorApp(emulator)
+    server = HttpServer(app, app.reads_body)
     bound_host, bound_port = await server.start(host, port)
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     base_url = f"http://{shown}:{bound_port}"

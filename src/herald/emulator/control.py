@@ -4,6 +4,10 @@ For tests and dev mode: read the messages Telegram would have delivered, reset, 
 blocked, migrated or missing, and set faults and limits. Bad input gets a 400 in Herald's
 error envelope `{"error": {"code", "message", "details"}}`; any other path gets Telegram's
 own 404.
+
+There is no authentication: whoever reaches the port may read every message and make
+every send fail. So the emulator listens on 127.0.0.1 unless told otherwise (compose
+publishes it on the host's loopback only), and it shows no token (records.py).
 """
 
 from __future__ import annotations
@@ -168,18 +172,21 @@ class ControlApi:
         return _json(dataclasses.asdict(self.emulator.limiter.config))
 
     def page(self, request: Request) -> Response:
-        emulator = self.emulator
+        records = self.emulator.records
         sections = []
-        for chat_id, messages in sorted(emulator.by_chat.items()):
+        for chat_id, messages in sorted(records.by_chat.items()):
             rows = "".join(
                 f"<tr><td>{m['message_id']}</td><td>{html.escape(m['method'])}</td><td><pre>"
                 f"{html.escape(str(m.get('text') or m.get('caption') or ''))}</pre></td></tr>"
-                for m in messages[-200:]
+                for m in list(messages)[-200:]
             )
             sections.append(
                 f"<h2>Chat {chat_id}</h2><table><tr><th>id</th><th>method</th><th>text</th></tr>"
                 f"{rows}</table>"
             )
-        summary = f"{len(emulator.messages)} messages, {len(emulator.received)} requests received."
+        summary = (
+            f"{records.message_count} messages, {records.request_count} requests received"
+            f" (the latest {records.keep} of each are kept)."
+        )
         body = _PAGE.format(summary=summary, chats="".join(sections) or "<p>No messages yet.</p>")
         return Response(200, body.encode(), b"text/html; charset=utf-8")

@@ -3,7 +3,7 @@
 `Emulator.call(token, method, params)` runs one Bot API request: token check, method
 lookup, the fault draw (send methods only), the method itself (Telegram's checks, then the
 rate limits, then acceptance) and the request log. Everything runs on one event loop, so a
-call is atomic; no locks.
+call is atomic; no locks. What is kept, and why it holds no token: `records.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from herald.emulator.faults import GARBAGE, Fault, FaultInjector, mistyped
 from herald.emulator.limits import RateLimiter
 from herald.emulator.methods import METHODS, SENDS
 from herald.emulator.options import FaultConfig, LimitConfig
+from herald.emulator.records import DEFAULT_KEEP, Records, bot_id, kept_params
 from herald.emulator.replies import (
     BAD_GATEWAY,
     INTERNAL_ERROR,
@@ -32,6 +33,9 @@ from herald.emulator.replies import (
 )
 
 _TOKEN = re.compile(r"(\d+):\S+")
+# Bots remembered by token; past this, any-token mode answers getMe without remembering,
+# so a flood of made-up tokens costs no memory.
+_MAX_BOTS = 1024
 
 
 class Emulator:
@@ -41,8 +45,10 @@ class Emulator:
         tokens: Iterable[str] | None = None,
         limits: LimitConfig | None = None,
         faults: FaultConfig | None = None,
+        keep: int = DEFAULT_KEEP,
     ) -> None:
         self.tokens = frozenset(tokens) if tokens is not None else None
+        self._keep = keep
         self._initial_limits = limits or LimitConfig()
         self._initial_faults = faults or FaultConfig()
         self._waiters: list[tuple[int, int | None, asyncio.Future[None]]] = []
@@ -53,9 +59,7 @@ class Emulator:
 
     def reset(self) -> None:
         """Forget messages, requests, chat marks and limit state; options back to start."""
-        self.messages: list[dict[str, Any]] = []
-        self.by_chat: dict[int, list[dict[str, Any]]] = {}
-        self.received: list[dict[str, Any]] = []
+        self.records = Records(self._keep)
         self.chats = ChatBook()
         self.files: dict[str, dict[str, Any]] = {}
         self._next_message_id: dict[int, int] = {}
@@ -70,16 +74,21 @@ class Emulator:
 
     def stats(self) -> dict[str, int]:
         """Counts only: cheap to ask for after a benchmark of many thousand messages."""
+        records = self.records
         return {
-            "messages": len(self.messages),
-            "received": len(self.received),
-            "chats": len(self.by_chat),
+            "messages": records.message_count,
+            "received": records.request_count,
+            "chats": len(records.by_chat),
         }
 
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """The latest requests, oldest first."""
+        return list(self.records.requests)
+
     def chat_messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
-        if chat_id is None:
-            return list(self.messages)
-        return list(self.by_chat.get(chat_id, ()))
+        """The latest messages (of one chat, or all), oldest first."""
+        return list(self.records.chat_log(chat_id))
 
     async def wait_messages(
         self,
@@ -88,26 +97,23 @@ class Emulator:
         chat_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """The messages (of a chat, or all) once there are at least `count` of them."""
-        if len(self._log(chat_id)) < count:
+        if len(self.records.chat_log(chat_id)) < count:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             waiter = (count, chat_id, future)
             self._waiters.append(waiter)
             try:
                 await asyncio.wait_for(future, timeout)
             except TimeoutError:
-                got = len(self._log(chat_id))
+                got = len(self.records.chat_log(chat_id))
                 raise TimeoutError(f"{got} of {count} messages after {timeout} s") from None
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         return self.chat_messages(chat_id)
 
-    def _log(self, chat_id: int | None) -> list[dict[str, Any]]:
-        return self.messages if chat_id is None else self.by_chat.get(chat_id, [])
-
     def _wake(self) -> None:
         for count, chat_id, future in list(self._waiters):
-            if not future.done() and len(self._log(chat_id)) >= count:
+            if not future.done() and len(self.records.chat_log(chat_id)) >= count:
                 future.set_result(None)
 
     # --- the Bot API -------------------------------------------------------------------
@@ -119,26 +125,34 @@ class Emulator:
             match = _TOKEN.fullmatch(token)
             if match is None or (self.tokens is not None and token not in self.tokens):
                 return None
-            bot_id = int(match.group(1))
-            bot = self._bots[token] = {
-                "id": bot_id,
+            number = int(match.group(1))
+            bot = {
+                "id": number,
                 "is_bot": True,
                 "first_name": "Herald Emulator",
-                "username": f"herald_emulator_{bot_id}_bot",
+                "username": f"herald_emulator_{number}_bot",
                 "can_join_groups": True,
                 "can_read_all_group_messages": False,
                 "supports_inline_queries": False,
             }
+            if len(self._bots) < _MAX_BOTS:
+                self._bots[token] = bot
         return bot
 
-    def call(self, token: str, method: str, params: dict[str, Any]) -> tuple[Reply, Fault | None]:
+    def call(
+        self, token: str, method: str, params: dict[str, Any], size: int | None = None
+    ) -> tuple[Reply, Fault | None]:
+        """Answer one request; `size` is its length when it holds only strings (records.py)."""
+        if self.bot(token) is None:
+            return UNAUTHORIZED, None  # not recorded: nobody's request, maybe a guess
+        known = method.lower() in METHODS
         record: dict[str, Any] = {
             "time": time.time(),
-            "token": token,
+            "bot_id": bot_id(token),
             "method": method,
-            "params": params,
+            "params": kept_params(params, size) if known else {},
         }
-        self.received.append(record)
+        self.records.add_request(record)
         reply, fault = self._dispatch(token, method, params)
         record["status"] = reply.status
         record["outcome"] = reply.outcome
@@ -197,12 +211,10 @@ class Emulator:
         message_id = self._next_message_id.get(chat_id, 0) + 1
         self._next_message_id[chat_id] = message_id
         now = time.time()
-        logged.update(chat_id=chat_id, message_id=message_id, method=method, time=now, token=token)
-        self.messages.append(logged)
-        chat_log = self.by_chat.get(chat_id)
-        if chat_log is None:
-            chat_log = self.by_chat[chat_id] = []
-        chat_log.append(logged)
+        logged.update(
+            chat_id=chat_id, message_id=message_id, method=method, time=now, bot_id=bot_id(token)
+        )
+        self.records.add_message(chat_id, logged)
         if self._waiters:
             self._wake()
         return message_id, int(now)

@@ -4,8 +4,11 @@ Why not aiohttp's server: the emulator must never be the bottleneck of Herald's 
 and aiohttp's request machinery cost about 125 us of CPU per sendMessage here, this server
 about 45 us, the emulator's own work included (docs/benchmarks.md). It does what the
 emulator needs and no more: keep-alive and pipelined requests answered in order,
-`Expect: 100-continue`, a body size cap, and a handler that may answer now (the hot path
-makes no task), later (an awaitable), or never (None: the connection is closed unanswered).
+`Expect: 100-continue`, caps on the head, the body and what a pipeline may queue, and a
+handler that may answer now (the hot path makes no task), later (an awaitable), or never
+(None: the connection is closed unanswered). A request whose body its handler will not
+read (`reads_body` says so once the head is in) has that body counted and dropped as it
+arrives, never held: a post to an unknown path costs no memory whatever its size.
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ import structlog
 logger = structlog.get_logger(__name__)
 
 MAX_BODY = 60 * 1024 * 1024  # uploads to the Bot API are capped at 50 MB
-# Pipelined requests queued behind a slow one before the connection stops being read.
+# The request line and headers; Telegram's clients send well under 1 KB.
+MAX_HEAD = 64 * 1024
+# Pipelined requests queued behind a slow one before the connection stops being read:
+# so many, or so many bytes of their bodies.
 MAX_PENDING = 64
+MAX_PENDING_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -55,6 +62,8 @@ class Response:
 # None closes the connection without an answer.
 Answer = Response | None
 Handler = Callable[[Request], Answer | Awaitable[Answer]]
+# (method, path) -> whether the handler will read the body.
+ReadsBody = Callable[[str, str], bool]
 
 
 def parse_form(body: bytes, into: dict[str, str]) -> dict[str, str]:
@@ -95,9 +104,16 @@ class _Connection(asyncio.Protocol):
         self._pending: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
         self._url = b""
+        self._path = ""
+        self._query = ""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
+        self._keep_body = True
+        self._in_head = True
+        self._head_size = 0
+        self._pending_bytes = 0
+        self._completed = 0  # requests parsed on this connection
         self._write_paused = False
 
     # --- asyncio ---------------------------------------------------------------------
@@ -125,16 +141,26 @@ class _Connection(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self._transport is None or self._transport.is_closing():
             return
-        if self._write_paused or len(self._pending) >= MAX_PENDING:
+        if (
+            self._write_paused
+            or len(self._pending) >= MAX_PENDING
+            or self._pending_bytes >= MAX_PENDING_BYTES
+        ):
             self._transport.pause_reading()
         else:
             self._transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        head_before, completed_before = self._in_head, self._completed
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self._fail(400, b'{"ok":false,"error_code":400,"description":"Bad Request"}')
+            return
+        if head_before and self._in_head and self._completed == completed_before:
+            # The whole chunk is part of one unfinished head. httptools holds a partial
+            # header until it ends, so count raw bytes too, not only finished fields.
+            self._grow_head(len(data))
 
     def close(self) -> None:
         if self._transport is not None:
@@ -142,19 +168,37 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools callbacks ---------------------------------------------------------
 
+    def _grow_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEAD:
+            self._fail(
+                431,
+                b'{"ok":false,"error_code":431,"description":"Request Header Fields Too Large"}',
+            )
+
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = {}
         self._body = []
         self._size = 0
+        self._keep_body = True
+        self._in_head = True
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._grow_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self._grow_head(len(name) + len(value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        path, _, self._query = self._url.decode("utf-8", "replace").partition("?")
+        self._path = unquote(path) if "%" in path else path
+        method = self._parser.get_method().decode()
+        self._keep_body = self._server.reads_body(method, self._path)
         if self._headers.get("expect", "").lower() == "100-continue" and self._transport:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -165,26 +209,28 @@ class _Connection(asyncio.Protocol):
                 413, b'{"ok":false,"error_code":413,"description":"Request Entity Too Large"}'
             )
             return
-        self._body.append(body)
+        if self._keep_body:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_head = True  # the next bytes are the next request's head
+        self._head_size = 0
+        self._completed += 1
         if self._transport is None or self._transport.is_closing():
             return
-        path, _, query = self._url.decode("utf-8", "replace").partition("?")
-        if "%" in path:
-            path = unquote(path)
         request = Request(
             self._parser.get_method().decode(),
-            path,
-            query,
+            self._path,
+            self._query,
             self._headers,
             b"".join(self._body),
             self._parser.should_keep_alive(),
         )
+        self._body = []
         if self._task is not None or self._pending:
             self._pending.append(request)  # pipelined: answered in order
-            if len(self._pending) >= MAX_PENDING:
-                self._update_reading()
+            self._pending_bytes += len(request.body)
+            self._update_reading()
         else:
             self._handle(request)
 
@@ -210,7 +256,9 @@ class _Connection(asyncio.Protocol):
         self._task = None
         self._respond(request, result)
         while self._pending and self._task is None and self._transport is not None:
-            self._handle(self._pending.popleft())
+            request = self._pending.popleft()
+            self._pending_bytes -= len(request.body)
+            self._handle(request)
         self._update_reading()
 
     def _respond(self, request: Request, response: Answer) -> None:
@@ -219,6 +267,7 @@ class _Connection(asyncio.Protocol):
             return
         if response is None:
             self._pending.clear()
+            self._pending_bytes = 0
             transport.close()
             return
         transport.write(_encode(response, request.keep_alive))
@@ -231,9 +280,14 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
+def _reads_every_body(method: str, path: str) -> bool:
+    return True
+
+
 class HttpServer:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, reads_body: ReadsBody = _reads_every_body) -> None:
         self.handler = handler
+        self.reads_body = reads_body
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
 

@@ -1,21 +1,29 @@
 """`herald emulator`: serve the Telegram Bot API emulator until SIGTERM or SIGINT.
 
-    herald emulator --port 8081 [--no-limits] [--fault-429 0.1 --seed 7]
+    HERALD_EMULATOR_TOKEN=123:abc herald emulator --port 8081 [--no-limits] [--fault-429 0.1]
 
 Prints `Telegram emulator listening on http://HOST:PORT` once it accepts connections.
+The accepted bot tokens come from the environment, never from the command line, where
+every user of the machine could read them in `ps`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 
 from herald.emulator.app import start
 from herald.emulator.options import OptionError
+from herald.emulator.records import DEFAULT_KEEP
 from herald.emulator.testing import make_emulator
+
+TOKEN_ENV = "HERALD_EMULATOR_TOKEN"
+_TOKEN = re.compile(r"\d+:\S+")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -24,11 +32,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081, help="0 picks a free port")
+    # Refused with a pointer to TOKEN_ENV (main); hidden from --help.
+    parser.add_argument("--token", action="append", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--token",
-        action="append",
-        dest="tokens",
-        help="accept only this bot token (repeatable); default: any token of Telegram's form",
+        "--keep",
+        type=int,
+        default=DEFAULT_KEEP,
+        help=f"messages and requests kept for the control API, the oldest dropped first"
+        f" (default {DEFAULT_KEEP})",
     )
     limits = parser.add_argument_group("rate limits (Telegram's by default)")
     limits.add_argument("--no-limits", action="store_true", help="turn every rate limit off")
@@ -44,9 +55,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
+def accepted_tokens() -> list[str] | None:
+    """The tokens of HERALD_EMULATOR_TOKEN (comma-separated), or None: any of Telegram's form."""
+    tokens = [t.strip() for t in os.environ.get(TOKEN_ENV, "").split(",") if t.strip()]
+    if any(_TOKEN.fullmatch(t) is None for t in tokens):
+        # Never echo the value: it is a secret, or a typo of one.
+        raise OptionError(f"{TOKEN_ENV} must hold tokens of the form <digits>:<text>")
+    return tokens or None
+
+
 async def serve(args: argparse.Namespace) -> None:
     emulator = make_emulator(
-        tokens=args.tokens,
+        tokens=accepted_tokens(),
+        keep=args.keep,
         limits=not args.no_limits,
         per_chat_per_second=args.per_chat_per_second,
         per_group_per_minute=args.per_group_per_minute,
@@ -78,6 +99,13 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    if args.token:
+        print(
+            f"herald emulator: --token would show the token to every user of `ps`;"
+            f" set {TOKEN_ENV} instead",
+            file=sys.stderr,
+        )
+        return 2
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]

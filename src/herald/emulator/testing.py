@@ -15,6 +15,7 @@ from typing import Any
 from herald.emulator.app import start
 from herald.emulator.core import Emulator
 from herald.emulator.options import FaultConfig, LimitConfig
+from herald.emulator.records import DEFAULT_KEEP
 
 
 class EmulatorHandle:
@@ -25,16 +26,17 @@ class EmulatorHandle:
         self.base_url = base_url
 
     def messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
-        """Every message accepted (of one chat, or all), in order."""
+        """The messages accepted (of one chat, or all), in order: the latest `keep`."""
         return self.emulator.chat_messages(chat_id)
 
     @property
     def received(self) -> list[dict[str, Any]]:
-        """Every request recorded, including those answered with an error or a fault."""
+        """The latest `keep` requests with a token the emulator accepts, including those
+        answered with an error or a fault. No token: the bot's id (`bot_id`)."""
         return list(self.emulator.received)
 
     def stats(self) -> dict[str, int]:
-        """How many messages, requests and chats the emulator has seen."""
+        """How many messages and requests since the last reset, and chats with messages kept."""
         return self.emulator.stats()
 
     async def wait_messages(
@@ -88,10 +90,11 @@ def make_emulator(
     per_chat_per_second: float = 1.0,
     per_group_per_minute: float = 20.0,
     global_per_second: float = 30.0,
+    keep: int = DEFAULT_KEEP,
     **faults: Any,
 ) -> Emulator:
     limit_config = LimitConfig(limits, per_chat_per_second, per_group_per_minute, global_per_second)
-    return Emulator(tokens=tokens, limits=limit_config, faults=FaultConfig(**faults))
+    return Emulator(tokens=tokens, limits=limit_config, faults=FaultConfig(**faults), keep=keep)
 
 
 @asynccontextmanager
@@ -101,7 +104,8 @@ async def run_emulator(
     """Serve an emulator on a free port for the duration of the block.
 
     Options: `tokens`, `limits` (False turns every rate limit off), `per_chat_per_second`,
-    `per_group_per_minute`, `global_per_second`, and the fault settings of `set_faults`.
+    `per_group_per_minute`, `global_per_second`, `keep` (messages and requests kept, the
+    oldest dropped first), and the fault settings of `set_faults`.
     """
     emulator = make_emulator(**options)
     runner, base_url = await start(emulator, host, port)

@@ -46,6 +46,5 @@ async def ready(request: Request) -> Response:
     # Documented as the text it is (schemathesis caught the default, application/json).
     response_class=PlainTextResponse,
 )
-async def metrics(request: Request) -> Response:
-    body = await render_gateway_metrics(gateway(request).engine)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+async def metrics() -> Response:
+    return Response(render_gateway_metrics(), media_type=CONTENT_TYPE_LATEST)
