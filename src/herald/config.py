@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url_form(cls, value: str) -> str:
+        # The libpq forms name no driver; Herald speaks asyncpg either way.
+        for plain in ("postgresql://", "postgres://"):
+            if value.startswith(plain):
+                value = "postgresql+asyncpg://" + value.removeprefix(plain)
         try:
             url = make_url(value)
         except ValueError:  # sqlalchemy's int() of the port
@@ -176,7 +180,10 @@ class Settings(BaseSettings):
             problem = "it does not parse as a URL"
         else:
             if url.drivername != "postgresql+asyncpg":
-                problem = f"the scheme must be postgresql+asyncpg://, not {url.drivername}://"
+                problem = (
+                    f"the scheme must be postgresql:// or postgresql+asyncpg://,"
+                    f" not {url.drivername}://"
+                )
             elif url.port is not None and not 0 < url.port < 65536:
                 problem = "its port is not from 1 to 65535"
             elif not url.database:

@@ -69,7 +69,7 @@ BAD_SETTINGS: dict[str, tuple[list[str], dict[str, str | None], str, str | None]
     ),
     "worker with a database URL of another driver": (
         ["worker"],
-        {"HERALD_DATABASE_URL": "postgresql://herald:pg-secret-2@db:5432/herald"},
+        {"HERALD_DATABASE_URL": "postgresql+psycopg2://herald:pg-secret-2@db:5432/herald"},
         "HERALD_DATABASE_URL",
         "pg-secret-2",
     ),
