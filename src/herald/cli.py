@@ -1,6 +1,6 @@
 """The `herald` command. Each subcommand lives in the module that owns it and parses its own flags.
 
-herald api | worker | migrate | token | emulator | dev  [--help]
+herald api | worker | migrate | token | emulator | dev | status  [--help]
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("herald.emulator.server:main", "run the Telegram Bot API emulator"),
     "dev": ("herald.devmode:main", "run everything in one command with embedded defaults"),
 }
+
+# Operators' view of the workers, the queue and the tasks; the worker's healthcheck.
+COMMANDS["status"] = (
+    "herald.status:main",
+    "show workers alive, queue, backlog and tasks (--json, --check-self)",
+)
 
 
 def _usage() -> str:
