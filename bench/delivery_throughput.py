@@ -1,6 +1,6 @@
 """Deliveries per second of one worker process, against raw aiogram in the same run.
 
-    .venv/bin/python bench/delivery_throughput.py [--tasks 10000] [--raw 5000]
+    .venv/bin/python bench/delivery_throughput.py [--tasks 10000] [--raw 5000] [--log-level INFO]
 
 The emulator runs with limits off (`herald emulator --no-limits`), as does Herald
 (`HERALD_RATE_*=0`). Raw aiogram: one process, 100 concurrent `bot.send_message` calls
@@ -8,7 +8,8 @@ through the emulator, measured before and after Herald. Herald: `--tasks` pendin
 over 1,000 chats, then one `herald worker --workers 1 --max-async-tasks 100`, then one
 hint per task pushed to its queue; the clock runs from the push to the moment every task
 is `delivered` in PostgreSQL (claim, send and record each). Prints both rates, the ratio,
-what the emulator recorded, and `uptime`.
+what the emulator recorded, how many lines the worker logged (at `--log-level`, WARNING by
+default), and `uptime`.
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ async def raw_aiogram(base_url: str, n: int) -> float:
         await bot.session.close()
 
 
-async def herald_run(database_url: str, base_url: str, n: int, log: Path) -> float:
+async def herald_run(
+    database_url: str, base_url: str, n: int, log: Path, log_level: str = "WARNING"
+) -> float:
     queue = f"herald:bench:{secrets.token_hex(4)}"
     env = herald_env(
         database_url,
         queue,
         base_url,
+        log_level=log_level,
         rate_global_per_second=0,
         rate_chat_per_second=0,
         rate_group_per_minute=0,
@@ -98,6 +102,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--raw", type=int, default=5_000)
+    parser.add_argument("--log-level", default="WARNING", help="the worker's HERALD_LOG_LEVEL")
     args = parser.parse_args()
     async with fresh_database() as database_url:
         with emulator(limits=False) as base_url:
@@ -106,12 +111,15 @@ async def main() -> None:
             async with RemoteEmulator(base_url) as remote:
                 await remote.reset()
             with tempfile.TemporaryDirectory() as tmp:
-                rate = await herald_run(database_url, base_url, args.tasks, Path(tmp) / "w.log")
+                log = Path(tmp) / "w.log"
+                rate = await herald_run(database_url, base_url, args.tasks, log, args.log_level)
+                lines = len(log.read_bytes().splitlines())
             async with RemoteEmulator(base_url) as remote:
                 recorded = (await remote.stats())["messages"]
                 await remote.reset()
             print(f"herald, 1 worker process: {rate:,.0f} tasks/s end to end ({args.tasks} tasks)")
             print(f"emulator recorded {recorded} messages for {args.tasks} tasks")
+            print(f"worker log at {args.log_level}: {lines} lines")
             raw_after = await raw_aiogram(base_url, args.raw)
             print(f"raw aiogram (after): {raw_after:,.0f} messages/s")
             raw = (raw_before + raw_after) / 2

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker
 from taskiq_redis import ListQueueBroker
 
@@ -57,8 +58,10 @@ class BatchListQueueBroker(ListQueueBroker):
                         if popped is None:
                             continue
                         buffer = [popped[1]]
-                except RedisConnectionError as exc:
-                    # Redis restarting: wait and retry; the sweeper re-enqueues what was lost.
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    # Redis restarting, or this process frozen past the socket timeout (a
+                    # SIGSTOP, a paused VM): wait and retry; the sweeper re-enqueues what
+                    # was lost. Raised, it would end the process.
                     logger.warning("redis_unavailable", error=str(exc))
                     await asyncio.sleep(0.5)
                     continue

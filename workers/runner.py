@@ -5,7 +5,8 @@
 N processes (default 2), each running up to M deliveries at once (default 100) and the
 sweeper. SIGTERM or SIGINT stops fetching, lets the running sends finish and record their
 outcome (at most `HERALD_TELEGRAM_TIMEOUT` plus a rate-limit wait), then exits. A process
-that dies is restarted by taskiq's process manager.
+that dies is restarted by taskiq's process manager; if the main process dies, its worker
+processes stop as on SIGTERM (`workers.lifeline`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from herald.metrics import prepare_multiprocess_dir, serve_worker_metrics
 
     prepare_multiprocess_dir()
+    from workers.summary import demote_per_message_lines
+
+    if not settings.dev_mode:
+        # `herald dev` keeps them: a developer's few messages, each followed by eye.
+        demote_per_message_lines()
     if args.metrics_port is not None:
         serve_worker_metrics(args.metrics_host, args.metrics_port)
 
@@ -56,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Import the tasks (and aiogram, whose models take seconds to build) once, here:
     # the forked processes inherit them and start at once, also when one is restarted.
     import workers.tasks  # noqa: F401
+    from workers import lifeline
+
+    lifeline.remember_main(args.workers)
 
     worker_args = WorkerArgs(
         broker="workers.broker:broker",

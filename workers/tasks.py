@@ -1,15 +1,16 @@
 """Task definitions. The delivery task takes a task id and reloads the rest from PostgreSQL.
 
 Each worker process opens its resources once at start-up (asyncpg pool, Redis client,
-aiogram Bot) and runs the sweeper beside the tasks; they are closed on shutdown, after
-the in-flight tasks have finished and recorded their outcome.
+aiogram Bot) and runs beside the tasks: the sweeper, its heartbeat (`herald.fleet`), the
+watch on its main process (`workers.lifeline`) and the log summary (`workers.summary`).
+They are closed on shutdown, after the in-flight tasks have finished and recorded their
+outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import os
 from dataclasses import dataclass
 
 import structlog
@@ -22,9 +23,12 @@ from herald.delivery.hints import Hints
 from herald.delivery.pipeline import Deliverer, worker_identity
 from herald.delivery.ratelimit import RateLimiter
 from herald.delivery.sweeper import Sweeper
+from herald.fleet import Heartbeat
 from herald.queue import DELIVER_TASK_NAME
 from herald.telegram.sender import TelegramSender, make_bot
+from workers import lifeline
 from workers.broker import broker
+from workers.summary import DeliverySummary
 
 log = structlog.get_logger(__name__)
 
@@ -34,14 +38,13 @@ class _Runtime:
     deliverer: Deliverer
     redis: Redis
     stop: asyncio.Event
-    sweeper_task: asyncio.Task[None]
+    heartbeat: Heartbeat
+    summary: DeliverySummary
+    # The sweeper, the heartbeat, the watch on the main process, the summary.
+    background: list[asyncio.Task[None]]
 
 
 _runtime: _Runtime | None = None
-
-
-def _presence_key(owner: str) -> str:
-    return f"{get_settings().queue_name}:workers:{owner}"
 
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
@@ -66,16 +69,34 @@ async def _startup(state: TaskiqState) -> None:
         limiter=limiter if limiter.enabled else None,
         owner=worker_identity(),
     )
+    # Signalled with SIGTERM if the main process dies from now on; `lifeline.watch`
+    # covers an earlier death and a kernel without prctl.
+    lifeline.set_parent_death_signal()
+    summary = DeliverySummary(settings.worker_summary_seconds, hints.queue_length)
+    heartbeat = Heartbeat(
+        redis,
+        settings.queue_name,
+        deliverer.owner,
+        settings.worker_heartbeat_seconds,
+        main_pid=lifeline.main_pid(),
+        processes=lifeline.processes(),
+        load=lambda: (summary.in_flight, summary.handled),
+    )
     stop = asyncio.Event()
-    sweeper_task = asyncio.create_task(Sweeper(pool, hints, settings).run(stop))
-    _runtime = _Runtime(deliverer, redis, stop, sweeper_task)
+    background = [
+        asyncio.create_task(Sweeper(pool, hints, settings).run(stop)),
+        asyncio.create_task(heartbeat.run(stop)),
+        asyncio.create_task(lifeline.watch(stop, settings.worker_heartbeat_seconds)),
+        asyncio.create_task(summary.run(stop)),
+    ]
+    _runtime = _Runtime(deliverer, redis, stop, heartbeat, summary, background)
     # Everything allocated so far (modules, pydantic models, pools) lives as long as the
     # process: move it out of the collector's reach, so that the full collections the
     # send path triggers walk only the objects deliveries create.
     gc.collect()
     gc.freeze()
-    # Announce the process: tests and operators see which workers are up.
-    await redis.set(_presence_key(deliverer.owner), os.getpid(), ex=3600)
+    # The first beat announces the process: tests, `herald dev` and operators see it is up.
+    await heartbeat.beat_once()
     log.info("worker_started", owner=deliverer.owner, rate_limits=limiter.enabled)
 
 
@@ -85,9 +106,9 @@ async def _shutdown(state: TaskiqState) -> None:
     runtime, _runtime = _runtime, None
     if runtime is None:
         return
-    await runtime.redis.delete(_presence_key(runtime.deliverer.owner))
     runtime.stop.set()
-    await runtime.sweeper_task
+    await asyncio.gather(*runtime.background)
+    await runtime.heartbeat.clear()
     await runtime.deliverer.hints.close()
     await runtime.deliverer.sender.close()
     await runtime.deliverer.pool.close()
@@ -100,4 +121,10 @@ async def deliver(task_id: int) -> None:
     """Claim, send and record the best due task (`task_id` is a hint); a no-op if none is due."""
     if _runtime is None:
         raise RuntimeError("the worker's resources are not started")
-    await _runtime.deliverer.handle(task_id)
+    summary = _runtime.summary
+    summary.started()
+    result = "error"
+    try:
+        result = "nothing_due" if await _runtime.deliverer.handle(task_id) is None else "claimed"
+    finally:
+        summary.finished(result)

@@ -1,6 +1,6 @@
 """The `herald` command. Each subcommand lives in the module that owns it and parses its own flags.
 
-herald api | worker | migrate | token | emulator | dev  [--help]
+herald api | worker | migrate | token | emulator | dev | status  [--help]
 
 Before a subcommand starts, `herald.preflight` checks its configuration (one line and exit
 status 2 when it is wrong) and waits for the stores it needs.
@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("herald.api.auth:token_main", "mint a JWT for a producer or an operator"),
     "emulator": ("herald.emulator.server:main", "run the Telegram Bot API emulator"),
     "dev": ("herald.devmode:main", "run everything in one command with embedded defaults"),
+    "status": (
+        "herald.status:main",
+        "show workers alive, queue, backlog and tasks (--json, --check-self)",
+    ),
 }
 
 

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     sweep_batch_size: int = Field(1000, ge=1)
     # Messages popped from Redis per round trip by a worker process.
     worker_fetch_batch: int = Field(32, ge=1)
+    # Each worker process refreshes its heartbeat key this often; the key lives three
+    # intervals, so a stalled or killed process leaves `herald status` within that.
+    worker_heartbeat_seconds: float = Field(1.0, gt=0)
+    # At INFO a worker process logs one summary line per interval, not a line per message.
+    worker_summary_seconds: float = Field(10.0, gt=0)
 
     # --- retention ---
     # Final tasks (delivered, failed, cancelled) are deleted with their events this many

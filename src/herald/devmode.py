@@ -237,10 +237,12 @@ class DevStack:
     def _wait_workers(self) -> None:
         """Until every worker process has announced itself in Redis.
 
-        Each worker process sets `{queue_name}:workers:{owner}` to its pid once its
-        connections are open (workers/tasks.py). Only pids of our own worker's children
+        Each worker process writes its heartbeat `{queue_name}:workers:{owner}` once its
+        connections are open (herald.fleet). Only pids of our own worker's children
         count, so the keys of a previous run killed without cleanup do not.
         """
+        from herald.fleet import pid_of
+
         settings = self.child_settings()
         client = redis.Redis.from_url(settings.redis_url)
         parent = self.children["worker"].pid
@@ -248,7 +250,7 @@ class DevStack:
         def announced() -> bool:
             self._check_running()
             keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
-            pids = [int(v) for v in client.mget(keys) if v is not None] if keys else []
+            pids = [pid_of(v) for v in client.mget(keys) if v is not None] if keys else []
             return sum(_is_child_of(pid, parent) for pid in pids) >= int(self.args.workers)
 
         try:

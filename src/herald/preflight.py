@@ -37,6 +37,8 @@ NEEDS: dict[str, frozenset[str]] = {
     "emulator": frozenset(),
     "dev": frozenset(),  # embeds what is not configured; its children check the rest
     "token": frozenset(),  # `herald token` says itself what signing needs
+    # A healthcheck and an operator's look: no waiting; it says itself what it cannot read.
+    "status": frozenset(),
 }
 _FIRST_RETRY_SECONDS = 0.5
 _MAX_RETRY_SECONDS = 10.0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from typing import Any
 
+import psutil
 from redis.asyncio import Redis
 
 from herald.config import Settings
@@ -35,6 +37,41 @@ async def test_sigterm_finishes_the_inflight_send_and_exits_within_seconds(
     row = await task_row(db, task_id)
     assert row["status"] == "delivered"
     assert row["telegram_message_id"] == tg.messages(11)[0]["message_id"]
+
+
+async def test_worker_processes_stop_with_their_killed_main_and_record_the_inflight_send(
+    db: Any, tg: EmulatorHandle, redis: Redis, settings: Settings, start_worker: Any, enqueue: Any
+) -> None:
+    worker = await start_worker(workers=2)
+    children = await worker.pids()
+    assert len(children) == 2
+    # Telegram takes 2 s to answer: the send is in flight when the main process dies.
+    tg.set_faults(rate_timeout=1.0, timeout_seconds=2)
+    task_id = await insert_task(db, chat_id=14)
+    await enqueue([task_id])
+    await tg.wait_messages(1, timeout=10)
+    assert await status_of(db, task_id) == "sending"
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    try:
+        # As on SIGTERM: the 2 s send finishes, is recorded, the process closes its resources.
+        await wait_for(lambda: _all_gone(children), 10, "both worker processes gone")
+    finally:
+        for pid in children:  # the fixture cannot reach orphans: its main is gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    row = await task_row(db, task_id)
+    assert row["status"] == "delivered"
+    assert row["telegram_message_id"] == tg.messages(14)[0]["message_id"]
+    assert await worker.pids() == []  # their heartbeats are gone too
+    # Nobody takes messages any more.
+    tg.set_faults()
+    later = await insert_task(db, chat_id=15)
+    await enqueue([later])
+    await asyncio.sleep(1)
+    assert await status_of(db, later) == "pending"
+    assert int(await redis.llen(settings.queue_name)) == 1
+    assert tg.messages(15) == []
 
 
 async def test_sigkill_between_claim_and_record_leaves_uncertain_never_resent(
@@ -130,6 +167,16 @@ async def _blocked_in_brpop(redis: Redis, settings: Settings) -> bool:
         c["name"] == name and c["cmd"] == "brpop" and "b" in c["flags"] and c["idle"] == "0"
         for c in clients
     )
+
+
+async def _all_gone(pids: list[int]) -> bool:
+    def gone(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    return all(gone(pid) for pid in pids)
 
 
 async def _queue_empty(redis: Redis, settings: Settings) -> bool:

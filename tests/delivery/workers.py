@@ -16,6 +16,7 @@ from typing import IO, Any
 from redis.asyncio import Redis
 
 from herald.config import Settings
+from herald.fleet import pid_of
 
 HERALD = str(Path(sys.executable).with_name("herald"))
 
@@ -30,21 +31,26 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
+def herald_env(settings: Settings, **env: Any) -> dict[str, str]:
+    """The environment of a `herald` command run with `settings` (and `env` on top)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HERALD_")},
+        "HERALD_DATABASE_URL": settings.database_url,
+        "HERALD_REDIS_URL": settings.redis_url,
+        "HERALD_QUEUE_NAME": settings.queue_name,
+        "HERALD_BOT_TOKEN": settings.bot_token,
+        "HERALD_TELEGRAM_API_URL": settings.telegram_api_url,
+        "HERALD_LOG_JSON": "false",
+        **{f"HERALD_{k.upper()}": str(v) for k, v in env.items()},
+    }
+
+
 class WorkerProcess:
     def __init__(self, settings: Settings, redis: Redis, log: IO[bytes], **env: Any) -> None:
         self.settings = settings
         self.redis = redis
         self.log = log
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("HERALD_")},
-            "HERALD_DATABASE_URL": settings.database_url,
-            "HERALD_REDIS_URL": settings.redis_url,
-            "HERALD_QUEUE_NAME": settings.queue_name,
-            "HERALD_BOT_TOKEN": settings.bot_token,
-            "HERALD_TELEGRAM_API_URL": settings.telegram_api_url,
-            "HERALD_LOG_JSON": "false",
-            **{f"HERALD_{k.upper()}": str(v) for k, v in env.items()},
-        }
+        self.env = herald_env(settings, **env)
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self, workers: int = 1, max_async_tasks: int = 100) -> WorkerProcess:
@@ -74,7 +80,7 @@ class WorkerProcess:
             k async for k in self.redis.scan_iter(match=f"{self.settings.queue_name}:workers:*")
         ]
         values = await self.redis.mget(keys) if keys else []
-        return [int(v) for v in values if v is not None]
+        return [pid_of(v) for v in values if v is not None]
 
     async def stop(self, sig: int = signal.SIGTERM, within: float = 20) -> float:
         """Signal the main process; seconds until it exited."""
