@@ -20,7 +20,8 @@ from tests.api.conftest import Api
 # The "answered well within a second", for every request below.
 BOUND_SECONDS = 1.0
 
-# (name, parse_mode, unit repeated to the size limit, status when the text is that long)
+# (name, parse_mode, unit repeated to the size limit, the answer to a task with that text;
+# as a caption, it is 201 only when nothing is left once parsed: an empty caption is fine)
 ADVERSARIAL: list[tuple[str, str, str, int]] = [
     ("brackets", "MarkdownV2", "[", 422),
     ("link openings", "MarkdownV2", "[a](", 422),
@@ -66,12 +67,13 @@ async def test_adversarial_text_at_the_raw_limit_is_answered_quickly(
     body = {"chat_id": 5, "text": _fill(unit, MAX_RAW_TEXT), "parse_mode": parse_mode}
     resp, seconds = await _timed(api, api.post_task(body, key=name))
     assert seconds < BOUND_SECONDS, (name, seconds)
-    assert resp.status_code == status, resp.text
+    assert resp.status_code == status, resp.text[:500]
     assert await api.count() == (1 if status == 201 else 0)
     caption = {"chat_id": 5, "photo": "https://example.com/a.png", "caption": body["text"]}
     resp, seconds = await _timed(api, api.post_task({**caption, "parse_mode": parse_mode}, "c"))
     assert seconds < BOUND_SECONDS, (name, seconds)
-    assert resp.status_code == 422, resp.text  # over 1024 or refused markup, never stored
+    empty = name in ("underline marks", "spoiler marks", "quote marks")
+    assert resp.status_code == (201 if empty else 422), resp.text[:500]
 
 
 def _batch_body(unit: str, parse_mode: str, items: int, budget: int) -> bytes:

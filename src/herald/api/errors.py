@@ -110,11 +110,22 @@ def error_response(
 
 
 def validation_details(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's errors without the echoed input (it may be huge, or not JSON at all)."""
-    return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in errors
-    ]
+    """Pydantic's errors without the echoed input (it may be huge, or not JSON at all).
+
+    Markup Telegram would refuse also gets `offset`: where in the field's text, in
+    characters, the parser found the problem.
+    """
+    details = []
+    for err in errors:
+        detail = {
+            "loc": list(err.get("loc", ())),
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        if detail["type"] == "markup_invalid":
+            detail["offset"] = err["ctx"]["offset"]
+        details.append(detail)
+    return details
 
 
 # Errors after which the same request may succeed a moment later.
