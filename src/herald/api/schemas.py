@@ -3,8 +3,9 @@
 A task is refused with 422 here, before anything is stored, when Telegram would refuse
 it anyway: markup Telegram cannot parse (herald.markup, the parser the emulator uses
 too), a text of 1 to 4096 characters and a caption of up to 1024 as Telegram counts them
-after parsing, parse_mode HTML or MarkdownV2, inline URL buttons that Telegram accepts,
-`send_at` before `expires_at` and `expires_at` in the future.
+after parsing, parse_mode HTML or MarkdownV2, a photo or document that is an http(s)
+URL or a file_id, inline URL buttons that Telegram accepts, `send_at` before
+`expires_at` and `expires_at` in the future.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ CHAT_ID_LIMIT = 2**52  # Telegram: chat ids fit in 52 bits
 
 _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}")
 _BUTTON_URL = re.compile(r"(https?|tg)://[^\s]{1,2040}")
+# What Telegram may fetch or look up: an http(s) URL (something after the //) or a file_id
+# (URL-safe base64, never short). Not a path, file://, attach:// (a part of this same
+# request) or any other scheme: a local Bot API server reads file:// paths from its disk.
+_FILE_URL = re.compile(r"(?i:https?)://[^\s\x00-\x1f\x7f/?#][^\s\x00-\x1f\x7f]*")
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{20,}")
 
 
 def _no_nul(value: str) -> str:
@@ -65,9 +71,15 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def _file_ref(value: str) -> str:
+    if not (_FILE_URL.fullmatch(value) or _FILE_ID.fullmatch(value)):
+        raise ValueError("must be an http or https URL, or a Telegram file_id")
+    return value
+
+
 SafeStr = Annotated[str, AfterValidator(_no_nul)]
 Text = Annotated[SafeStr, Field(max_length=MAX_RAW_TEXT)]
-FileRef = Annotated[SafeStr, Field(min_length=1, max_length=2048)]
+FileRef = Annotated[SafeStr, Field(min_length=1, max_length=2048), AfterValidator(_file_ref)]
 
 
 def visible_length(text: str, parse_mode: str | None) -> int:
@@ -105,8 +117,8 @@ class TaskIn(BaseModel):
     # Before text and caption: their validators parse them in this mode.
     parse_mode: Literal["HTML", "MarkdownV2"] | None = None
     text: Text | None = None
-    photo: FileRef | None = Field(None, description="URL or file_id")
-    document: FileRef | None = Field(None, description="URL or file_id")
+    photo: FileRef | None = Field(None, description="http(s) URL or file_id")
+    document: FileRef | None = Field(None, description="http(s) URL or file_id")
     caption: Text | None = None
     disable_notification: StrictBool = False
     protect_content: StrictBool = False
