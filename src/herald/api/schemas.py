@@ -4,8 +4,8 @@ A task is refused with 422 here, before anything is stored, when Telegram would 
 it anyway: markup Telegram cannot parse (herald.markup, the parser the emulator uses
 too), a text of 1 to 4096 characters and a caption of up to 1024 as Telegram counts them
 after parsing, parse_mode HTML or MarkdownV2, a photo or document that is an http(s)
-URL or a file_id, inline URL buttons that Telegram accepts, `send_at` before
-`expires_at` and `expires_at` in the future.
+URL or a file_id, inline URL buttons that Telegram accepts, times that exist in UTC,
+`send_at` before `expires_at` and `expires_at` in the future.
 """
 
 from __future__ import annotations
@@ -77,9 +77,17 @@ def _file_ref(value: str) -> str:
     return value
 
 
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-12:00 is in year 10000 in UTC
+        raise ValueError("out of range: in UTC it must fall in the years 1 to 9999") from None
+
+
 SafeStr = Annotated[str, AfterValidator(_no_nul)]
 Text = Annotated[SafeStr, Field(max_length=MAX_RAW_TEXT)]
 FileRef = Annotated[SafeStr, Field(min_length=1, max_length=2048), AfterValidator(_file_ref)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 def visible_length(text: str, parse_mode: str | None) -> int:
@@ -125,8 +133,8 @@ class TaskIn(BaseModel):
     link_preview: StrictBool = Field(False, description="show a link preview (off by default)")
     buttons: list[list[Button]] | None = Field(None, description="inline URL buttons, in rows")
     message_thread_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
-    send_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    send_at: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = None
     priority: StrictInt = Field(0, ge=-100, le=100, description="higher first in a backlog")
     max_attempts: StrictInt | None = Field(None, ge=1, le=100)
     delivery: DeliveryMode = DeliveryMode.EXACTLY_ONCE
@@ -144,11 +152,6 @@ class TaskIn(BaseModel):
         if value == 0 or abs(value) >= CHAT_ID_LIMIT:
             raise ValueError("out of range")
         return value
-
-    @field_validator("send_at", "expires_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(UTC) if value is not None else None
 
     @field_validator("text")
     @classmethod
