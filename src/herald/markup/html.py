@@ -14,7 +14,6 @@ number of times. Offsets in the result are code points; `format_text` makes them
 from __future__ import annotations
 
 import re
-from itertools import accumulate
 from typing import Any
 
 from herald.markup.entities import (
@@ -56,8 +55,12 @@ _REFERENCE = re.compile(
 _TEXT = re.compile(
     r"(?:[^<&]|&(?!(?:lt|gt|amp|quot)(?![A-Za-z])|#[0-9]{1,7}(?![0-9])|#x[0-9A-Fa-f]{1,6}(?![0-9A-Fa-f])))+"
 )
-_OPEN_TAG = re.compile(r"<([A-Za-z-]+)>")  # the common case: a tag without attributes
-_OPEN_TAGS = re.compile(r"(?:<(?:b|strong|i|em|u|ins|s|strike|del|tg-spoiler|pre|code)>)+")
+_OPEN_TAG = re.compile(r"<([A-Za-z-]+)[ \t\r\n\v]*>")  # a tag without attributes
+_PLAIN_TAG = "b|strong|i|em|u|ins|s|strike|del|tg-spoiler|code"  # no attribute, no merging
+# Runs of such tags, each with the text after it; and a whole element of plain text.
+_OPEN_TAGS = re.compile(rf"(?:<(?:{_PLAIN_TAG}|pre)>[^<&]*)+")
+_OPEN_TAG_TEXT = re.compile(r"<([a-z-]+)>([^<&]*)")
+_ELEMENT = re.compile(rf"<({_PLAIN_TAG})>([^<&]*)</\1>")
 # The source gets a NUL appended: tdlib reads a C string, and its end is a NUL, which
 # tdlib's is_space counts as a space. So these searches always find something.
 _NAME_END = re.compile(r"[ \t\r\n\v\0>]")
@@ -84,8 +87,12 @@ def _reference(s: str, i: int) -> tuple[str, int] | None:
     return chr(code), m.end()
 
 
-def _error(source: str, reason: str, at: int) -> ParseEntitiesError:
-    return ParseEntitiesError(reason.format(byte_offset(source, at)), at)
+def _error(source: str, at: int, before: str, after: str = "") -> ParseEntitiesError:
+    """Telegram's "<before> at byte offset N<after>" for the tag at `at` (a character index).
+
+    Tag names come from the text, so they are put in by concatenation, never formatted.
+    """
+    return ParseEntitiesError(f"{before} at byte offset {byte_offset(source, at)}{after}", at)
 
 
 def _quoted_value(s: str, i: int) -> tuple[str, int]:
@@ -116,10 +123,10 @@ def _quoted_value(s: str, i: int) -> tuple[str, int]:
 def _start_tag(source: str, s: str, i: int, begin: int) -> tuple[str, str, int, int]:
     """The tag opened at `<` begin (i: after its name): tag, argument, date, index of `>`."""
     if s[i] == "\0":
-        raise _error(source, "Unclosed start tag at byte offset {}", begin)
+        raise _error(source, begin, "Unclosed start tag")
     tag = ascii_lower(s[begin + 1 : i])
     if tag not in _TAGS:
-        raise _error(source, f'Unsupported start tag "{tag}" at byte offset {{}}', begin)
+        raise _error(source, begin, f'Unsupported start tag "{tag}"')
     argument, date = "", 0
     while s[i] != ">":
         if tag != "blockquote" and (m := _BARE_ATTRIBUTES.match(s, i)) is not None:
@@ -131,19 +138,17 @@ def _start_tag(source: str, s: str, i: int, begin: int) -> tuple[str, str, int, 
         i = search_start(_ATTRIBUTE_NAME_END, s, i)
         name = s[name_start:i]
         if not name:
-            raise _error(
-                source, f'Empty attribute name in the tag "{tag}" at byte offset {{}}', begin
-            )
+            raise _error(source, begin, f'Empty attribute name in the tag "{tag}"')
         i = match_end(_SPACES, s, i)
         if s[i] != "=":
             if s[i] == "\0":
-                raise _error(source, f'Unclosed start tag "{tag}" at byte offset {{}}', begin)
+                raise _error(source, begin, f'Unclosed start tag "{tag}"')
             if tag == "blockquote" and name == "expandable":
                 argument = "1"
             continue
         i = match_end(_SPACES, s, i + 1)
         if s[i] == "\0":
-            raise _error(source, f'Unclosed start tag "{tag}" at byte offset {{}}', begin)
+            raise _error(source, begin, f'Unclosed start tag "{tag}"')
         if s[i] in "\"'":
             value, i = _quoted_value(s, i)
         else:
@@ -151,9 +156,9 @@ def _start_tag(source: str, s: str, i: int, begin: int) -> tuple[str, str, int, 
             i = match_end(_NAME_TOKEN, s, i)
             value = ascii_lower(s[token_start:i])
             if s[i] not in " \t\r\n\v\0>":
-                raise _error(source, "Unexpected end of name token at byte offset {}", token_start)
+                raise _error(source, token_start, "Unexpected end of name token")
         if s[i] == "\0":
-            raise _error(source, "Unclosed start tag at byte offset {}", begin)
+            raise _error(source, begin, "Unclosed start tag")
         if tag == "a" and name == "href":
             argument = value
         elif tag == "code" and name == "class" and value.startswith("language-"):
@@ -167,7 +172,7 @@ def _start_tag(source: str, s: str, i: int, begin: int) -> tuple[str, str, int, 
         elif tag == "tg-time" and name == "unix":
             date = int32_prefix(value)
     if tag == "span" and argument != "spoiler":
-        raise _error(source, 'Tag "span" must have class "tg-spoiler" at byte offset {}', begin)
+        raise _error(source, begin, 'Tag "span" must have class "tg-spoiler"')
     return tag, argument, date, i
 
 
@@ -242,19 +247,19 @@ class _Html:
     def end_tag(self, s: str, begin: int) -> int:
         """The end tag at `<` begin; returns the index after its `>`."""
         if not self.stack:
-            raise _error(self.source, "Unexpected end tag at byte offset {}", begin)
+            raise _error(self.source, begin, "Unexpected end tag")
         i = search_start(_NAME_END, s, begin + 2)
         name = ascii_lower(s[begin + 2 : i])
         i = match_end(_SPACES, s, i)
         if s[i] != ">":
-            raise _error(self.source, "Unclosed end tag at byte offset {}", begin)
+            raise _error(self.source, begin, "Unclosed end tag")
         item = self.stack.pop()
         if name and name != item[0]:
             raise _error(
                 self.source,
-                f'Unmatched end tag at byte offset {{}}, expected "</{item[0]}>", '
-                f'found "</{name}>"',
                 begin,
+                "Unmatched end tag",
+                f', expected "</{item[0]}>", found "</{name}>"',
             )
         self.close(item)
         return i + 1
@@ -281,19 +286,28 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
         if c == "<":
             if s[i + 1] == "/":
                 i = parse.end_tag(s, i)
-            elif (m := _OPEN_TAGS.match(s, i)) is not None:  # a run of plain tags, at once
-                tags = m.group()[1:-1].split("><")
-                starts = accumulate((len(tag) + 2 for tag in tags[:-1]), initial=i)
-                piece, pos = len(pieces), parse.pos
-                parse.stack.extend(
-                    (tag, pos, at, piece, "", 0) for tag, at in zip(tags, starts, strict=True)
-                )
+            elif (m := _ELEMENT.match(s, i)) is not None:  # <b>text</b> at once
+                tag, body = m.groups()
+                if body:
+                    pieces.append(body)
+                    kind = _SIMPLE.get(tag, tag)
+                    parse.entities.append(entity(kind, parse.pos, parse.pos + len(body)))
+                    if kind == "code":
+                        parse.entities[-1]["language"] = ""
+                    parse.pos += len(body)
+                i = m.end()
+            elif (m := _OPEN_TAGS.match(s, i)) is not None:  # tags and their text, at once
+                at = i
+                for tag, body in _OPEN_TAG_TEXT.findall(m.group()):
+                    parse.stack.append((tag, parse.pos, at, len(pieces), "", 0))
+                    if body:
+                        pieces.append(body)
+                        parse.pos += len(body)
+                    at += len(tag) + 2 + len(body)
                 i = m.end()
             elif (m := _OPEN_TAG.match(s, i)) and (tag := ascii_lower(m.group(1))) in _TAGS:
                 if tag == "span":
-                    raise _error(
-                        source, 'Tag "span" must have class "tg-spoiler" at byte offset {}', i
-                    )
+                    raise _error(source, i, 'Tag "span" must have class "tg-spoiler"')
                 parse.open(tag, i)
                 i = m.end()
             else:

@@ -33,10 +33,13 @@ _SPECIAL_IN_CODE = frozenset("\\`")  # inside code and pre only ` is markup
 _TEXT = re.compile(r"[^\\_*\[\]()~`>#+\-=|{}.!\n]+")
 _CODE_TEXT = re.compile(r"[^\\`]+")
 _ESCAPES = re.compile(r"(?:\\[\x01-\x7e])+")
-_LINKS = re.compile(r"\[+")
+_PLAIN = r"[^\\_*\[\]()~`>#+\-=|{}.!\n]*"  # text with nothing to parse
+_LINK_OPENINGS = re.compile(rf"(?:\[{_PLAIN})+")  # [, its text, [, its text, ...
 _EMOJI_OPENINGS = re.compile(r"(?:!\[)+")
-# [text](url) with nothing to parse inside: read in one step, as the steps would.
-_PLAIN_LINK = re.compile(r"\[([^\\_*\[\]()~`>#+\-=|{}.!\n]*)\]\(([^)\\]*)\)")
+# [text](url), [text] or `code` with nothing to parse inside: read in one step, as the
+# steps would read them.
+_PLAIN_LINK = re.compile(rf"\[({_PLAIN})\](?:\(([^)\\]*)\))?")
+_PLAIN_CODE = re.compile(r"`([^`\\]*)`")
 _QUOTE_MARKS = re.compile(r">+")
 _EMPTY_PRE = re.compile(r"(?:``````)+")
 _URL_TEXT = re.compile(r"[^)\\]*")
@@ -96,24 +99,42 @@ class _Markdown:
 
     def run(self) -> None:
         """The main loop. The marks an adversary can repeat most cheaply are handled here,
-        inline and with the parsed length in a local, because each costs a few steps;
-        the rest goes through the methods below."""
+        inline and with the parse state in locals, because each costs a few steps; the
+        rest goes through the methods below."""
         s, n, pieces, stack, entities = self.s, self.n, self.pieces, self.stack, self.entities
         special, text = _SPECIAL, _TEXT
         top = ""  # kind of the innermost open entity
         pos = 0  # code points of parsed text so far (self.pos while a method runs)
+        line = True  # self.line_start while a method runs
         i = 0
         while i < n:
             c = s[i]
             if c not in special:
+                if s[i + 1] in special:  # one character: no need for the regex
+                    pieces.append(c)
+                    pos += 1
+                    i += 1
+                    if c != "\r":
+                        line = False
+                    continue
                 m = text.match(s, i, n)
                 assert m is not None
                 chunk = m.group()
                 pieces.append(chunk)
                 pos += len(chunk)
-                if self.line_start and chunk.strip("\r"):
-                    self.line_start = False
+                if line and chunk.strip("\r"):
+                    line = False
                 i = m.end()
+                continue
+            if c == "`" and top == "code":
+                start = stack.pop()[1]
+                if pos != start:
+                    entities.append({"type": "code", "offset": start, "length": pos - start})
+                top = stack[-1][0] if stack else ""
+                special, text = (
+                    (_SPECIAL_IN_CODE, _CODE_TEXT) if top in _CODE else (_SPECIAL, _TEXT)
+                )
+                i += 1
                 continue
             if c == "`" and top[:3] == "pre" and s[i + 1] == "`" and s[i + 2] == "`":
                 _, start, _, _, argument, _ = stack.pop()
@@ -123,6 +144,22 @@ class _Markdown:
                 top = stack[-1][0] if stack else ""
                 special, text = _SPECIAL, _TEXT  # no entity contains a pre
                 i += 3
+                continue
+            if c == "`" and special is _SPECIAL and not s.startswith("``", i + 1):
+                if (m := _PLAIN_CODE.match(s, i, n)) is not None:  # `code` at once
+                    body = m.group(1)
+                    if body:
+                        pieces.append(body)
+                        entities.append({"type": "code", "offset": pos, "length": len(body)})
+                        pos += len(body)
+                        if line and body.strip("\r"):
+                            line = False
+                    i = m.end()
+                    continue
+                stack.append(("code", pos, i, len(pieces), "", 0))
+                top = "code"
+                special, text = _SPECIAL_IN_CODE, _CODE_TEXT
+                i += 1
                 continue
             if c == "*" or c == "~":
                 kind = "bold" if c == "*" else "strikethrough"
@@ -155,24 +192,66 @@ class _Markdown:
                 i += width
                 continue
             if c == "[":
-                if (m := _PLAIN_LINK.match(s, i, n)) is not None:
+                nxt = s[i + 1]
+                m = _PLAIN_LINK.match(s, i, n) if nxt == "]" or nxt not in _SPECIAL else None
+                if m is not None and (m.group(2) is not None or s[m.end()] != "("):
+                    # [text](url) or [text] with nothing to parse inside, at once.
                     label, url = m.groups()
                     if label:
-                        pieces.append(label)
-                        if self.line_start and label.strip("\r"):
-                            self.line_start = False
+                        if url is None:  # [text] links to its text, unless in a link
+                            url = "" if self.links else label
                         if url and (link := link_entity(pos, pos + len(label), url)):
                             entities.append(link)
+                        pieces.append(label)
                         pos += len(label)
+                        if line and label.strip("\r"):
+                            line = False
                     i = m.end()
                     continue
-                # [ ends nothing: it opens a link, as does each [ right after it.
-                end = match_end(_LINKS, s, i, n) if s[i + 1] == "[" else i + 1
-                piece = len(pieces)
-                stack.extend(("text_link", pos, at, piece, "", 0) for at in range(i, end))
-                self.links += end - i
+                if nxt in _SPECIAL and nxt != "[":  # one [ before a mark
+                    stack.append(("text_link", pos, i, len(pieces), "", 0))
+                    self.links += 1
+                    top = "text_link"
+                    i += 1
+                    continue
+                # [ ends nothing: it opens a link, as does each [ after it, with its text.
+                end = match_end(_LINK_OPENINGS, s, i, n)
+                at = i
+                for label in s[i + 1 : end].split("["):
+                    stack.append(("text_link", pos, at, len(pieces), "", 0))
+                    self.links += 1
+                    if label:
+                        pieces.append(label)
+                        pos += len(label)
+                        if line and label.strip("\r"):
+                            line = False
+                    at += 1 + len(label)
                 top = "text_link"
                 i = end
+                continue
+            if c == "|" and s[i + 1] == "|":
+                if top == "spoiler":
+                    start = stack.pop()[1]
+                    if pos != start:
+                        entities.append({"type": "spoiler", "offset": start, "length": pos - start})
+                    top = stack[-1][0] if stack else ""
+                    i += 2
+                elif s.startswith("||", i + 2):  # opened and closed at once
+                    i += 4
+                else:
+                    stack.append(("spoiler", pos, i, len(pieces), "", 0))
+                    top = "spoiler"
+                    i += 2
+                continue
+            if c == "\\" and "\x01" <= s[i + 1] <= "\x7e":
+                m = _ESCAPES.match(s, i, n)
+                assert m is not None
+                chunk = m.group()[1::2]
+                pieces.append(chunk)
+                pos += len(chunk)
+                if last := chunk.rstrip("\r"):
+                    line = last[-1] == "\n"
+                i = m.end()
                 continue
             if c == "!" and s[i + 1] == "[":
                 end = match_end(_EMOJI_OPENINGS, s, i, n)
@@ -182,27 +261,47 @@ class _Markdown:
                 top = "custom_emoji"
                 i = end
                 continue
-            if c == "\n" and not self.quote:
+            if c == "\n" and (not self.quote or s[i + 1] == ">" or top == "blockquote"):
                 pieces.append("\n")
                 pos += 1
-                self.line_start = True
+                line = True
+                i += 1
+                if self.quote and s[i] != ">":  # a line that ends a blockquote, with it
+                    start = stack.pop()[1]
+                    entities.append({"type": "blockquote", "offset": start, "length": pos - start})
+                    self.quote = False
+                    top = stack[-1][0] if stack else ""
+                continue
+            if c == ">" and line:
+                if self.quote:  # a continued blockquote line, and any more > after it
+                    i = match_end(_QUOTE_MARKS, s, i, n)
+                    continue
+                stack.append(("blockquote", pos, i, len(pieces), "", 0))
+                self.quote = True
+                top = "blockquote"
                 i += 1
                 continue
-            if c == "]" and top == "text_link" and s[i + 1] != "(" and self.links > 1:
-                stack.pop()  # a link inside a link: Telegram drops it
+            if c == "]" and top == "text_link" and s[i + 1] != "(":
+                _, start, _, piece, _, _ = stack.pop()
                 self.links -= 1
-                top = stack[-1][0]
+                # [text] links to its text; in a link it is dropped, as Telegram drops it.
+                if not self.links and pos != start:
+                    link = link_entity(start, pos, "".join(pieces[piece:]))
+                    if link is not None:
+                        entities.append(link)
+                top = stack[-1][0] if stack else ""
                 i += 1
                 continue
-            # The rest: escapes, code and pre, links' ends, spoilers, lines, blockquotes.
-            self.pos = pos
+            # The rest: a lone backslash, pre, links with a URL, custom emoji, the line
+            # ending a blockquote with another entity open, and reserved characters.
+            self.pos, self.line_start = pos, line
             if c == "\\":
                 i = self.escapes(i)
             elif top and self.ends(top, c, i):
                 i = self.end(c, i)
             else:
                 i = self.begin(c, i)
-            pos = self.pos
+            pos, line = self.pos, self.line_start
             top = stack[-1][0] if stack else ""
             special, text = (_SPECIAL_IN_CODE, _CODE_TEXT) if top in _CODE else (_SPECIAL, _TEXT)
         self.pos = pos
