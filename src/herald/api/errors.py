@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from herald.api.responses import OrjsonResponse
+from herald.markup import ParseEntitiesError
 
 log = structlog.get_logger(__name__)
 
@@ -122,8 +123,11 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
             "msg": err.get("msg", ""),
             "type": err.get("type", ""),
         }
-        if detail["type"] == "markup_invalid":
-            detail["offset"] = err["ctx"]["offset"]
+        refusal = (err.get("ctx") or {}).get("error")
+        if isinstance(refusal, ParseEntitiesError):
+            detail["msg"] = f"can't parse entities: {refusal.reason}"
+            detail["type"] = "markup_invalid"
+            detail["offset"] = refusal.offset
         details.append(detail)
     return details
 

@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from herald.markup import ParseEntitiesError, text_length
+from herald.markup import text_length
 from herald.states import DeliveryMode, TaskStatus
 
 MAX_TEXT = 4096
@@ -91,15 +91,13 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 def visible_length(text: str, parse_mode: str | None) -> int:
-    """Characters Telegram counts in `text` once parsed; refuses markup Telegram refuses."""
-    try:
-        return text_length(text, parse_mode)
-    except ParseEntitiesError as exc:
-        raise PydanticCustomError(
-            "markup_invalid",
-            "can't parse entities: {reason}",
-            {"reason": exc.reason, "offset": exc.offset},
-        ) from None
+    """Characters Telegram counts in `text` once parsed.
+
+    Markup Telegram refuses raises ParseEntitiesError, a ValueError that pydantic keeps
+    whole, so the error details can give its reason and offset (api.errors). Not a
+    PydanticCustomError: its message template would expand `{...}` found in the text.
+    """
+    return text_length(text, parse_mode)
 
 
 class Button(BaseModel):
