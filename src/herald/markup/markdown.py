@@ -126,41 +126,6 @@ class _Markdown:
                     line = False
                 i = m.end()
                 continue
-            if c == "`" and top == "code":
-                start = stack.pop()[1]
-                if pos != start:
-                    entities.append({"type": "code", "offset": start, "length": pos - start})
-                top = stack[-1][0] if stack else ""
-                special, text = (
-                    (_SPECIAL_IN_CODE, _CODE_TEXT) if top in _CODE else (_SPECIAL, _TEXT)
-                )
-                i += 1
-                continue
-            if c == "`" and top[:3] == "pre" and s[i + 1] == "`" and s[i + 2] == "`":
-                _, start, _, _, argument, _ = stack.pop()
-                if pos != start:
-                    language = {"language": argument} if top == "pre_code" else {}
-                    entities.append(entity("pre", start, pos, **language))
-                top = stack[-1][0] if stack else ""
-                special, text = _SPECIAL, _TEXT  # no entity contains a pre
-                i += 3
-                continue
-            if c == "`" and special is _SPECIAL and not s.startswith("``", i + 1):
-                if (m := _PLAIN_CODE.match(s, i, n)) is not None:  # `code` at once
-                    body = m.group(1)
-                    if body:
-                        pieces.append(body)
-                        entities.append({"type": "code", "offset": pos, "length": len(body)})
-                        pos += len(body)
-                        if line and body.strip("\r"):
-                            line = False
-                    i = m.end()
-                    continue
-                stack.append(("code", pos, i, len(pieces), "", 0))
-                top = "code"
-                special, text = _SPECIAL_IN_CODE, _CODE_TEXT
-                i += 1
-                continue
             if c == "*" or c == "~":
                 kind = "bold" if c == "*" else "strikethrough"
                 if top == kind:
@@ -229,6 +194,17 @@ class _Markdown:
                 top = "text_link"
                 i = end
                 continue
+            if c == "]" and top == "text_link" and s[i + 1] != "(":
+                _, start, _, piece, _, _ = stack.pop()
+                self.links -= 1
+                # [text] links to its text; in a link it is dropped, as Telegram drops it.
+                if not self.links and pos != start:
+                    link = link_entity(start, pos, "".join(pieces[piece:]))
+                    if link is not None:
+                        entities.append(link)
+                top = stack[-1][0] if stack else ""
+                i += 1
+                continue
             if c == "|" and s[i + 1] == "|":
                 if top == "spoiler":
                     start = stack.pop()[1]
@@ -244,6 +220,14 @@ class _Markdown:
                     i += 2
                 continue
             if c == "\\" and "\x01" <= s[i + 1] <= "\x7e":
+                if s[i + 2] != "\\":  # one escaped character
+                    c = s[i + 1]
+                    pieces.append(c)
+                    pos += 1
+                    if c != "\r":
+                        line = c == "\n"
+                    i += 2
+                    continue
                 m = _ESCAPES.match(s, i, n)
                 assert m is not None
                 chunk = m.group()[1::2]
@@ -252,6 +236,41 @@ class _Markdown:
                 if last := chunk.rstrip("\r"):
                     line = last[-1] == "\n"
                 i = m.end()
+                continue
+            if c == "`" and top == "code":
+                start = stack.pop()[1]
+                if pos != start:
+                    entities.append({"type": "code", "offset": start, "length": pos - start})
+                top = stack[-1][0] if stack else ""
+                special, text = (
+                    (_SPECIAL_IN_CODE, _CODE_TEXT) if top in _CODE else (_SPECIAL, _TEXT)
+                )
+                i += 1
+                continue
+            if c == "`" and top[:3] == "pre" and s[i + 1] == "`" and s[i + 2] == "`":
+                _, start, _, _, argument, _ = stack.pop()
+                if pos != start:
+                    language = {"language": argument} if top == "pre_code" else {}
+                    entities.append(entity("pre", start, pos, **language))
+                top = stack[-1][0] if stack else ""
+                special, text = _SPECIAL, _TEXT  # no entity contains a pre
+                i += 3
+                continue
+            if c == "`" and special is _SPECIAL and not s.startswith("``", i + 1):
+                if (m := _PLAIN_CODE.match(s, i, n)) is not None:  # `code` at once
+                    body = m.group(1)
+                    if body:
+                        pieces.append(body)
+                        entities.append({"type": "code", "offset": pos, "length": len(body)})
+                        pos += len(body)
+                        if line and body.strip("\r"):
+                            line = False
+                    i = m.end()
+                    continue
+                stack.append(("code", pos, i, len(pieces), "", 0))
+                top = "code"
+                special, text = _SPECIAL_IN_CODE, _CODE_TEXT
+                i += 1
                 continue
             if c == "!" and s[i + 1] == "[":
                 end = match_end(_EMOJI_OPENINGS, s, i, n)
@@ -279,17 +298,6 @@ class _Markdown:
                 stack.append(("blockquote", pos, i, len(pieces), "", 0))
                 self.quote = True
                 top = "blockquote"
-                i += 1
-                continue
-            if c == "]" and top == "text_link" and s[i + 1] != "(":
-                _, start, _, piece, _, _ = stack.pop()
-                self.links -= 1
-                # [text] links to its text; in a link it is dropped, as Telegram drops it.
-                if not self.links and pos != start:
-                    link = link_entity(start, pos, "".join(pieces[piece:]))
-                    if link is not None:
-                        entities.append(link)
-                top = stack[-1][0] if stack else ""
                 i += 1
                 continue
             # The rest: a lone backslash, pre, links with a URL, custom emoji, the line
