@@ -141,9 +141,9 @@ BAD_BODIES: list[tuple[str, dict[str, Any]]] = [
         "html text too long",
         {"chat_id": 1, "text": "<b>" + "x" * 4097 + "</b>", "parse_mode": "HTML"},
     ),
-    ("caption too long", {"chat_id": 1, "photo": "id", "caption": "x" * 1025}),
+    ("caption too long", {"chat_id": 1, "photo": "https://a.b/c.png", "caption": "x" * 1025}),
     ("caption with text", {"chat_id": 1, "text": "x", "caption": "y"}),
-    ("text and photo", {"chat_id": 1, "text": "x", "photo": "y"}),
+    ("text and photo", {"chat_id": 1, "text": "x", "photo": "https://a.b/c.png"}),
     ("bad parse_mode", {"chat_id": 1, "text": "x", "parse_mode": "Markdown"}),
     ("button without url", {"chat_id": 1, "text": "x", "buttons": [[{"text": "a"}]]}),
     (

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from herald.api.responses import OrjsonResponse
+from herald.markup import ParseEntitiesError
 
 log = structlog.get_logger(__name__)
 
@@ -110,11 +111,25 @@ def error_response(
 
 
 def validation_details(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's errors without the echoed input (it may be huge, or not JSON at all)."""
-    return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in errors
-    ]
+    """Pydantic's errors without the echoed input (it may be huge, or not JSON at all).
+
+    Markup Telegram would refuse also gets `offset`: where in the field's text, in
+    characters, the parser found the problem.
+    """
+    details = []
+    for err in errors:
+        detail = {
+            "loc": list(err.get("loc", ())),
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        refusal = (err.get("ctx") or {}).get("error")
+        if isinstance(refusal, ParseEntitiesError):
+            detail["msg"] = f"can't parse entities: {refusal.reason}"
+            detail["type"] = "markup_invalid"
+            detail["offset"] = refusal.offset
+        details.append(detail)
+    return details
 
 
 # Errors after which the same request may succeed a moment later.

@@ -1,15 +1,16 @@
 """Request and response bodies, with Telegram's limits checked at intake.
 
 A task is refused with 422 here, before anything is stored, when Telegram would refuse
-it anyway: text 1 to 4096 characters (after HTML or MarkdownV2 markup), a caption up to
-1024, parse_mode HTML or MarkdownV2, inline URL buttons that Telegram accepts, `send_at`
-before `expires_at` and `expires_at` in the future.
+it anyway: markup Telegram cannot parse (herald.markup, the parser the emulator uses
+too), a text of 1 to 4096 characters and a caption of up to 1024 as Telegram counts them
+after parsing, parse_mode HTML or MarkdownV2, a photo or document that is an http(s)
+URL or a file_id, inline URL buttons that Telegram accepts, times that exist in UTC,
+`send_at` before `expires_at` and `expires_at` in the future.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -23,15 +24,19 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from herald.markup import text_length
 from herald.states import DeliveryMode, TaskStatus
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 # Markup may make the raw text longer than what Telegram counts; past this it cannot fit.
+# It also bounds what one text costs to parse (linear in its length).
 MAX_RAW_TEXT = 4 * MAX_TEXT
 MAX_BUTTONS = 100
 MAX_BUTTONS_PER_ROW = 8
@@ -41,10 +46,11 @@ CHAT_ID_LIMIT = 2**52  # Telegram: chat ids fit in 52 bits
 
 _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}")
 _BUTTON_URL = re.compile(r"(https?|tg)://[^\s]{1,2040}")
-_HTML_TAG = re.compile(r"<[^>]*>")
-_MD_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\]\\])*)\]\((?:\\.|[^)\\])*\)")
-_MD_MARK = re.compile(r"(?<!\\)(\|\||__|[*_~`])")
-_MD_ESCAPE = re.compile(r"\\(.)")
+# What Telegram may fetch or look up: an http(s) URL (something after the //) or a file_id
+# (URL-safe base64, never short). Not a path, file://, attach:// (a part of this same
+# request) or any other scheme: a local Bot API server reads file:// paths from its disk.
+_FILE_URL = re.compile(r"(?i:https?)://[^\s\x00-\x1f\x7f/?#][^\s\x00-\x1f\x7f]*")
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{20,}")
 
 
 def _no_nul(value: str) -> str:
@@ -65,18 +71,33 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def _file_ref(value: str) -> str:
+    if not (_FILE_URL.fullmatch(value) or _FILE_ID.fullmatch(value)):
+        raise ValueError("must be an http or https URL, or a Telegram file_id")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-12:00 is in year 10000 in UTC
+        raise ValueError("out of range: in UTC it must fall in the years 1 to 9999") from None
+
+
 SafeStr = Annotated[str, AfterValidator(_no_nul)]
 Text = Annotated[SafeStr, Field(max_length=MAX_RAW_TEXT)]
-FileRef = Annotated[SafeStr, Field(min_length=1, max_length=2048)]
+FileRef = Annotated[SafeStr, Field(min_length=1, max_length=2048), AfterValidator(_file_ref)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 def visible_length(text: str, parse_mode: str | None) -> int:
-    """Characters Telegram counts after parsing the markup (an upper-bound approximation)."""
-    if parse_mode == "HTML":
-        text = html.unescape(_HTML_TAG.sub("", text))
-    elif parse_mode == "MarkdownV2":
-        text = _MD_ESCAPE.sub(r"\1", _MD_MARK.sub("", _MD_LINK.sub(r"\1", text)))
-    return len(text)
+    """Characters Telegram counts in `text` once parsed.
+
+    Markup Telegram refuses raises ParseEntitiesError, a ValueError that pydantic keeps
+    whole, so the error details can give its reason and offset (api.errors). Not a
+    PydanticCustomError: its message template would expand `{...}` found in the text.
+    """
+    return text_length(text, parse_mode)
 
 
 class Button(BaseModel):
@@ -99,18 +120,19 @@ class TaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chat_id: StrictInt | str = Field(description="a chat id, or @channelusername")
-    text: Text | None = None
-    photo: FileRef | None = Field(None, description="URL or file_id")
-    document: FileRef | None = Field(None, description="URL or file_id")
-    caption: Text | None = None
+    # Before text and caption: their validators parse them in this mode.
     parse_mode: Literal["HTML", "MarkdownV2"] | None = None
+    text: Text | None = None
+    photo: FileRef | None = Field(None, description="http(s) URL or file_id")
+    document: FileRef | None = Field(None, description="http(s) URL or file_id")
+    caption: Text | None = None
     disable_notification: StrictBool = False
     protect_content: StrictBool = False
     link_preview: StrictBool = Field(False, description="show a link preview (off by default)")
     buttons: list[list[Button]] | None = Field(None, description="inline URL buttons, in rows")
     message_thread_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
-    send_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    send_at: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = None
     priority: StrictInt = Field(0, ge=-100, le=100, description="higher first in a backlog")
     max_attempts: StrictInt | None = Field(None, ge=1, le=100)
     delivery: DeliveryMode = DeliveryMode.EXACTLY_ONCE
@@ -129,10 +151,33 @@ class TaskIn(BaseModel):
             raise ValueError("out of range")
         return value
 
-    @field_validator("send_at", "expires_at")
+    @field_validator("text")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(UTC) if value is not None else None
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            length = visible_length(value, info.data.get("parse_mode"))
+            if not 1 <= length <= MAX_TEXT:
+                raise PydanticCustomError(
+                    "text_length",
+                    "text must be 1 to {limit} characters as Telegram counts them after "
+                    "parsing; it has {length}",
+                    {"limit": MAX_TEXT, "length": length},
+                )
+        return value
+
+    @field_validator("caption")
+    @classmethod
+    def _caption(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value:
+            length = visible_length(value, info.data.get("parse_mode"))
+            if length > MAX_CAPTION:
+                raise PydanticCustomError(
+                    "caption_length",
+                    "caption must be at most {limit} characters as Telegram counts them "
+                    "after parsing; it has {length}",
+                    {"limit": MAX_CAPTION, "length": length},
+                )
+        return value
 
     @field_validator("metadata")
     @classmethod
@@ -170,14 +215,8 @@ class TaskIn(BaseModel):
         text = self.text
         if (text is None) + (self.photo is None) + (self.document is None) != 2:
             raise ValueError("give exactly one of text, photo, document")
-        if text is not None:
-            if self.caption is not None:
-                raise ValueError("caption goes with photo or document, not text")
-            length = len(text) if self.parse_mode is None else visible_length(text, self.parse_mode)
-            if length > MAX_TEXT or not text.strip():
-                raise ValueError(f"text must be 1 to {MAX_TEXT} characters")
-        elif self.caption and visible_length(self.caption, self.parse_mode) > MAX_CAPTION:
-            raise ValueError(f"caption must be at most {MAX_CAPTION} characters")
+        if text is not None and self.caption is not None:
+            raise ValueError("caption goes with photo or document, not text")
         if self.expires_at is not None:
             if self.expires_at <= datetime.now(UTC):
                 raise ValueError("expires_at is in the past")

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from herald.emulator.markup import ParseEntitiesError, format_text
 from herald.emulator.replies import ApiError
+from herald.markup import MarkupError, format_text
 
 if TYPE_CHECKING:
     from herald.emulator.core import Emulator
@@ -39,7 +39,7 @@ class Upload:
 def _formatted(raw: object, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     try:
         return format_text(str(raw), params.get("parse_mode") or None)
-    except ParseEntitiesError as exc:
+    except MarkupError as exc:
         raise ApiError(400, str(exc)) from None
 
 

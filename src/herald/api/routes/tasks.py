@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from herald.api.auth import SCOPE_MANAGE, SCOPE_READ, SCOPE_WRITE, Principal, PrincipalDep
@@ -17,7 +16,7 @@ from herald.api.body import parse_json, read_body
 from herald.api.errors import Conflict, NotFound, Unprocessable
 from herald.api.openapi import ERRORS
 from herald.api.responses import OrjsonResponse
-from herald.api.schemas import EventList, TaskIn, TaskOut, TaskPage, TaskPatch
+from herald.api.schemas import EventList, TaskIn, TaskOut, TaskPage, TaskPatch, UtcDatetime
 from herald.api.state import correlation_id, gateway
 from herald.api.views import decode_cursor, encode_cursor, event_json, task_json
 from herald.db import tasks as repo
@@ -55,8 +54,8 @@ async def list_tasks(
     request: Request,
     status: TaskStatus | None = None,
     chat_id: Annotated[str | None, Query(max_length=64)] = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    created_after: UtcDatetime | None = None,
+    created_before: UtcDatetime | None = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
