@@ -108,7 +108,11 @@ async def keep_state_gauges_fresh(engine: AsyncEngine, interval: float) -> None:
     """
     while True:
         try:
-            await asyncio.wait_for(refresh_state_gauges(engine), timeout=max(interval, 10.0))
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancel that lands as the
+            # refresh finishes is swallowed by wait_for, and the lifespan's shutdown then
+            # waited on this loop forever (seen as a hung test teardown).
+            async with asyncio.timeout(max(interval, 10.0)):
+                await refresh_state_gauges(engine)
         except Exception as exc:
             logger.warning("metrics.refresh_failed", error=type(exc).__name__)
         await asyncio.sleep(interval)
