@@ -82,8 +82,12 @@ async def misdirecting_api() -> AsyncIterator[str]:
 async def test_misdirected_sends_keep_the_token_out_of_the_api_the_events_and_the_logs(
     db: Any, gateway: Any, start_worker: Any, misdirecting_api: str
 ) -> None:
+    # DEBUG: the per-message lines (task_recorded, taskiq's) are where the token was seen.
     worker = await start_worker(
-        telegram_api_url=misdirecting_api, bot_token=TOKEN, backoff_base_seconds=60
+        telegram_api_url=misdirecting_api,
+        bot_token=TOKEN,
+        backoff_base_seconds=60,
+        log_level="DEBUG",
     )
     loop = await post(gateway, "loop", chat_id=1, text="a")
     refused = await post(gateway, "refused", chat_id=2, text="b")
