@@ -32,7 +32,7 @@ def _policy(html: str) -> str:
         for s in _INLINE_SCRIPT.findall(html)
     )
     return (
-        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline';"
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self';"
         " img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none';"
         " base-uri 'none'; form-action 'none'"
     )

@@ -98,7 +98,7 @@ async def _plan(form: dict[str, list[str]], pool: Any) -> dict[str, Any]:
         "ids": [],
         "total": total,
         "uncertain": uncertain,
-        "description": f"{action.label} all {total:,} {_which(action)} {parsed.describe()}",
+        "description": f"{action.label} all {total:,} {parsed.describe(action.sources)}",
         "parsed": parsed,
         "max_id": max_id,
     }
@@ -106,10 +106,6 @@ async def _plan(form: dict[str, list[str]], pool: Any) -> dict[str, Any]:
 
 def _only_uncertain(parsed: ParsedFilter) -> console_db.ConsoleFilter:
     return replace(parsed.filter, status=TaskStatus.UNCERTAIN)
-
-
-def _which(action: Action) -> str:
-    return "(" + " or ".join(action.sources) + ")"
 
 
 @router.post(f"{BASE}/bulk/confirm")

@@ -26,11 +26,15 @@ class ParsedFilter:
         pairs.update({k: v for k, v in extra.items() if v})
         return urlencode(pairs)
 
-    def describe(self) -> str:
+    def describe(self, statuses: list[str] | None = None) -> str:
+        """The filter in words; `statuses`: those an action may take, when no status is
+        chosen ("failed or uncertain tasks of billing")."""
         f = self.filter
         parts = []
         if f.status is not None:
             parts.append(f.status.value)
+        elif statuses:
+            parts.append(" or ".join(statuses))
         parts.append("tasks")
         if f.client is not None:
             parts.append(f"of {f.client}")
