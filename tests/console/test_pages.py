@@ -42,11 +42,13 @@ def test_no_inline_script_runs_and_the_policy_says_so(page: Page, console: Conso
         response = page.goto(path)
         assert response is not None
         policy = response.headers["content-security-policy"]
-        assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+        assert "script-src 'self';" in policy
+        assert "unsafe-inline" not in policy
         assert response.headers["cache-control"] == "no-store"
         # Every script of the page is a file of the console's own origin.
         sources = page.eval_on_selector_all("script", "els => els.map(e => e.src)")
-        assert sources and all(s.startswith(f"{console.url}/console/static/") for s in sources)
+        assert sources
+        assert all(s.startswith(f"{console.url}/console/static/") for s in sources)
     expect(page.locator(".bubble")).to_have_count(0)  # the resolve page: nothing uncertain
     page.goto(f"/console/tasks/{task_id}")
     expect(page.locator(".bubble")).to_contain_text("<script>window.pwned=2</script>")
