@@ -44,9 +44,7 @@ def test_overlapping_entities_stay_well_nested() -> None:
         {"type": "bold", "offset": 0, "length": 6},
         {"type": "italic", "offset": 3, "length": 6},
     ]
-    assert entities_html("abcdefghi", entities) == (
-        "<strong>abc<em>def</em></strong><em>ghi</em>"
-    )
+    assert entities_html("abcdefghi", entities) == ("<strong>abc<em>def</em></strong><em>ghi</em>")
 
 
 def test_previews_are_one_short_line() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+import httpx
 from playwright.sync_api import Page, Request, expect
 
 from herald.states import TaskStatus
@@ -93,3 +94,30 @@ def test_a_refused_token_says_why(page: Page, console: Console) -> None:
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("This token was refused")
     assert not [c for c in page.context.cookies() if c["name"] == "herald_console"]
+
+
+def test_behind_tls_the_cookies_are_secure(console: Console) -> None:
+    """nginx terminates TLS and says so in X-Forwarded-Proto (deploy/nginx/herald.conf)."""
+    https = {"X-Forwarded-Proto": "https"}
+    with httpx.Client(base_url=console.url) as http:
+        _sign_in_over_tls(http, console, https)
+
+
+def _sign_in_over_tls(http: httpx.Client, console: Console, https: dict[str, str]) -> None:
+    form = http.get("/console/sign-in", headers=https)
+    assert "; secure" in form.headers["set-cookie"].lower()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    # A Secure cookie goes back over HTTPS only: here, by hand.
+    signed_in = http.post(
+        "/console/sign-in",
+        data={"csrf": csrf.group(1), "token": console.token("alice"), "next": "/console"},
+        headers={**https, "Cookie": f"herald_console_signin={csrf.group(1)}"},
+    )
+    assert signed_in.status_code == 303
+    session = next(c for c in signed_in.headers.get_list("set-cookie") if "herald_console=" in c)
+    assert "; secure" in session.lower()
+    assert "httponly" in session.lower()
+    assert "samesite=strict" in session.lower()
+    plain = http.get("/console/sign-in")
+    assert "secure" not in plain.headers["set-cookie"].lower()

@@ -106,7 +106,9 @@ async def sign_in(request: Request) -> Response:
             status=403,
         )
     expires_at = float(jwt.get_unverified_claims(token)["exp"])
-    raw = await sessions(request).create(principal.client, principal.scopes, expires_at)
+    store = sessions(request)
+    await store.delete(request.cookies.get(COOKIE))  # a session signed in over ends here
+    raw = await store.create(principal.client, principal.scopes, expires_at)
     log.info("console_signed_in", operator=principal.client, scopes=sorted(principal.scopes))
     response = redirect(target)
     set_cookie(response, request, COOKIE, raw, int(expires_at - time.time()), COOKIE_PATH)

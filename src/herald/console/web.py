@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import structlog
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis.exceptions import RedisError
@@ -238,6 +239,14 @@ class ConsoleRoute(APIRoute):
                         f"?{request.url.query}" if request.url.query else ""
                     )
                     response = redirect(f"{BASE}/sign-in?next={quote(target, safe='')}")
+            except RequestValidationError:
+                # A path that is not one of the console's (a task id that is no number).
+                response = page(
+                    request,
+                    "error.html",
+                    {"title": "Not found", "message": "The console has no such page."},
+                    status=404,
+                )
             except ConsoleError as exc:
                 response = page(
                     request,
