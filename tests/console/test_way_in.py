@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import quote
 
 import httpx
 from playwright.sync_api import Page, Request, expect
 
+from herald.api.auth import mint_token
 from herald.states import TaskStatus
 from tests.console.conftest import Console, shot, sign_in
 
@@ -121,3 +123,14 @@ def _sign_in_over_tls(http: httpx.Client, console: Console, https: dict[str, str
     assert "samesite=strict" in session.lower()
     plain = http.get("/console/sign-in")
     assert "secure" not in plain.headers["set-cookie"].lower()
+
+
+def test_the_session_ends_when_the_token_does(page: Page, console: Console) -> None:
+    short = mint_token(console.settings, "alice", ["tasks:read"], ttl=2)
+    page.goto("/console/sign-in")
+    page.get_by_label("Token").fill(short)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("header .who")).to_contain_text("alice")
+    time.sleep(2.2)
+    page.goto("/console/tasks")
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next="))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from herald.db.console import sources_for
 from herald.states import OPERATOR_TRANSITIONS, TaskStatus
 
 
@@ -24,7 +25,7 @@ class Action:
 
     @property
     def sources(self) -> list[str]:
-        return sorted(frm.value for frm, to in OPERATOR_TRANSITIONS if to is self.target)
+        return sources_for(self.target)
 
     @property
     def audit_name(self) -> str:
