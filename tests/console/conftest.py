@@ -25,7 +25,14 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from herald.api.app import create_app
 from herald.api.auth import mint_token
@@ -49,6 +56,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WORKER = "worker:test-1"
+# A shared 2-core machine can be slow to answer: wait as long for assertions as for actions.
+expect.set_options(timeout=10_000)
 
 
 @dataclass
