@@ -21,4 +21,13 @@ if ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null
             || { apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null; }
     fi
 fi
+# The console's browser tests (tests/console) drive Debian's Chromium through Playwright
+# (Playwright's own browser download cannot run here). Install it once where we may.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null \
+                 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+    fi
+fi
 export PATH="$PWD/.venv/bin:$PATH"

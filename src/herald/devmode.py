@@ -314,6 +314,12 @@ def banner(stack: DevStack, token: str | None) -> str:
         lines.append(f"  Telegram:  emulator; messages it received at {stack.emulator_url}/")
     else:
         lines.append(f"  Telegram:  {stack.child_settings().telegram_api_url}")
+    # The token rides in the fragment, which no browser sends to a server or a log; the
+    # page's script posts it (herald/console/signin.py).
+    if token is None:
+        lines.append(f"  Console:   {api}/console (sign in with a tasks:read/tasks:manage token)")
+    else:
+        lines.append(f"  Console:   {api}/console/sign-in#token={token}")
     if token is None:
         lines.append("  Token:     not printed (the signing key is yours, not dev mode's):")
         lines.append(f"             {MINT_COMMAND}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import signal
 import sys
@@ -142,6 +143,11 @@ async def test_the_printed_pages_and_curl_example_work(runs: list[DevRun]) -> No
     run = runs[-1]
     async with httpx.AsyncClient(timeout=10) as http:
         assert (await http.get(run.api_url + "/docs")).status_code == 200
+        # The console's one-click link: its page answers; the token is in the fragment.
+        link = re.search(r"Console:\s+(\S+)", run.banner)
+        assert link is not None
+        assert link.group(1).startswith(run.api_url + "/console/sign-in#token=ey")
+        assert "Sign in" in (await http.get(link.group(1))).text
         page = await http.get(run.emulator_url + "/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")

@@ -24,6 +24,7 @@ from herald.api.protection import IntakeGuard
 from herald.api.routes import intake, system, tasks
 from herald.api.state import Gateway
 from herald.config import Settings
+from herald.console import install_console
 from herald.db.intake import clear_enqueued
 from herald.db.pool import create_pool
 from herald.db.session import create_engine
@@ -98,11 +99,16 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
         version="0.1.0",
         description="Telegram notification delivery with exactly-once semantics.",
         lifespan=lifespan,
+        # /docs is served by the console package from vendored assets (no CDN); ReDoc,
+        # which only exists from a CDN, is off.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(intake.router)
     app.include_router(tasks.router)
     app.include_router(system.router)
+    install_console(app)
     app.add_middleware(CorrelationIdMiddleware)
     return app
