@@ -16,7 +16,7 @@ from typing import Any
 
 from herald.emulator.chats import ChatBook
 from herald.emulator.faults import GARBAGE, Fault, FaultInjector, mistyped
-from herald.emulator.limits import RateLimiter
+from herald.emulator.limits import FloodLimits
 from herald.emulator.methods import METHODS, SENDS
 from herald.emulator.options import FaultConfig, LimitConfig
 from herald.emulator.records import DEFAULT_KEEP, Records, bot_id, kept_params
@@ -67,7 +67,7 @@ class Emulator:
         self.set_faults(self._initial_faults)
 
     def set_limits(self, config: LimitConfig) -> None:
-        self.limiter = RateLimiter(config)
+        self.flood_limits = FloodLimits(config)
 
     def set_faults(self, config: FaultConfig) -> None:
         self.faults = FaultInjector(config)
@@ -195,7 +195,7 @@ class Emulator:
         return reply, fault
 
     def check_rate(self, token: str, chat_id: int) -> None:
-        retry_after = self.limiter.acquire(token, chat_id, time.monotonic())
+        retry_after = self.flood_limits.acquire(token, chat_id, time.monotonic())
         if retry_after:
             raise ApiError(
                 429,

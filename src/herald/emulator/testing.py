@@ -80,7 +80,7 @@ class EmulatorHandle:
 
     @property
     def limits(self) -> LimitConfig:
-        return self.emulator.limiter.config
+        return self.emulator.flood_limits.config
 
 
 def make_emulator(
