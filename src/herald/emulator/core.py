@@ -26,7 +26,7 @@ from herald.emulator.replies import (
     NOT_FOUND,
     PROXY_BAD_GATEWAY,
     UNAUTHORIZED,
-    ApiError,
+    BotApiError,
     Reply,
     ok,
     too_many_requests,
@@ -186,7 +186,7 @@ class Emulator:
             return PROXY_BAD_GATEWAY, fault
         try:
             reply = ok(handler(self, token, params))
-        except ApiError as exc:
+        except BotApiError as exc:
             reply = exc.reply()
         if fault is Fault.GARBAGE:  # processed, then answered with nonsense
             reply = GARBAGE
@@ -197,7 +197,7 @@ class Emulator:
     def check_rate(self, token: str, chat_id: int) -> None:
         retry_after = self.flood_limits.acquire(token, chat_id, time.monotonic())
         if retry_after:
-            raise ApiError(
+            raise BotApiError(
                 429,
                 f"Too Many Requests: retry after {retry_after}",
                 "rate_limited",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from herald.emulator.replies import ApiError
+from herald.emulator.replies import BotApiError
 from herald.markup import MarkupError, format_text
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _formatted(raw: object, params: dict[str, Any]) -> tuple[str, list[dict[str,
     try:
         return format_text(str(raw), params.get("parse_mode") or None)
     except MarkupError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise BotApiError(400, str(exc)) from None
 
 
 def _markup(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -52,12 +52,12 @@ def _markup(params: dict[str, Any]) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         markup = None
     if not isinstance(markup, dict):
-        raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+        raise BotApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
     for row in markup.get("inline_keyboard") or []:
         for button in row if isinstance(row, list) else []:
             url = button.get("url") if isinstance(button, dict) else None
             if url is not None and not _BUTTON_URL.fullmatch(str(url)):
-                raise ApiError(
+                raise BotApiError(
                     400,
                     f"Bad Request: inline keyboard button URL '{url}' is invalid: Wrong HTTP URL",
                 )
@@ -83,9 +83,9 @@ def send_message(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str,
     raw = params.get("text")
     text, entities = _formatted(raw, params) if raw else ("", [])
     if not text:
-        raise ApiError(400, "Bad Request: message text is empty")
+        raise BotApiError(400, "Bad Request: message text is empty")
     if len(text) > TEXT_LIMIT:
-        raise ApiError(400, "Bad Request: message is too long")
+        raise BotApiError(400, "Bad Request: message is too long")
     markup = _markup(params)
     logged: dict[str, Any] = {"text": text, "parse_mode": params.get("parse_mode")}
     if entities:
@@ -113,9 +113,9 @@ def _file(emu: Emulator, params: dict[str, Any], field: str) -> tuple[str, dict[
         if source in emu.files:
             return source, emu.files[source]
         if not (source.startswith(("http://", "https://")) or _FILE_ID.fullmatch(source)):
-            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            raise BotApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
     else:
-        raise ApiError(400, f"Bad Request: there is no {field} in the request")
+        raise BotApiError(400, f"Bad Request: there is no {field} in the request")
     digest = hashlib.sha1(source.encode()).hexdigest()
     file = {"file_id": f"AgAD{digest}", "file_unique_id": f"AQAD{digest[:16]}"}
     emu.files[file["file_id"]] = file
@@ -128,7 +128,7 @@ def _send_media(emu: Emulator, token: str, params: dict[str, Any], field: str) -
     raw = params.get("caption")
     caption, entities = _formatted(raw, params) if raw else ("", [])
     if len(caption) > CAPTION_LIMIT:
-        raise ApiError(400, "Bad Request: message caption is too long")
+        raise BotApiError(400, "Bad Request: message caption is too long")
     markup = _markup(params)
     method = "sendPhoto" if field == "photo" else "sendDocument"
     logged: dict[str, Any] = {
