@@ -33,10 +33,6 @@ def chat_type(chat_id: int) -> str:
     return "supergroup" if chat_id < _SUPERGROUP_BELOW else "group"
 
 
-def is_group(chat_id: int) -> bool:
-    return chat_id < 0
-
-
 def username_chat_id(username: str) -> int:
     """The id of the channel an unnamed `@username` stands for: stable, in -100... form."""
     return _SUPERGROUP_BELOW - zlib.crc32(username.lower().encode())
