@@ -113,7 +113,7 @@ async def create_task(request: Request) -> Response:
     responses=ERRORS,
     openapi_extra=body_of("BatchRequest"),
 )
-async def create_tasks(request: Request) -> Response:
+async def create_batch(request: Request) -> Response:
     gw = gateway(request)
     try:
         principal = _authorize(gw, request)
