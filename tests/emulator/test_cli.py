@@ -12,7 +12,10 @@ from contextlib import asynccontextmanager
 import pytest
 from aiogram.exceptions import TelegramServerError
 
+from herald.emulator.options import DEFAULT_KEEP, FaultConfig, LimitConfig
 from herald.emulator.remote import RemoteEmulator
+from herald.emulator.server import configs_of, parse_args
+from herald.emulator.testing import make_emulator
 from tests.emulator.conftest import make_bot
 
 
@@ -81,3 +84,16 @@ async def test_refuses_fault_rates_over_one() -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     assert b"fault rates must add up to at most 1" in stderr
+
+
+def test_flags_default_to_the_options_defaults() -> None:
+    """The flags' defaults are options.py's, as are run_emulator's: nothing restates them."""
+    args = parse_args([])
+    assert configs_of(args) == (LimitConfig(), FaultConfig())
+    assert args.keep == DEFAULT_KEEP
+    emulator = make_emulator()
+    assert (emulator.flood_limits.config, emulator.faults.config) == configs_of(args)
+    assert configs_of(parse_args(["--no-limits", "--fault-proxy-502", "0.5", "--seed", "3"])) == (
+        LimitConfig(enabled=False),
+        FaultConfig(rate_proxy_502=0.5, seed=3),
+    )

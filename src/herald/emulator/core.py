@@ -18,8 +18,8 @@ from herald.emulator.chats import ChatBook
 from herald.emulator.faults import GARBAGE, Fault, FaultInjector, mistyped
 from herald.emulator.limits import FloodLimits
 from herald.emulator.methods import METHODS, SENDS
-from herald.emulator.options import FaultConfig, LimitConfig
-from herald.emulator.records import DEFAULT_KEEP, Records, bot_id, kept_params
+from herald.emulator.options import DEFAULT_KEEP, FaultConfig, LimitConfig
+from herald.emulator.records import Records, bot_id, kept_params
 from herald.emulator.replies import (
     BAD_GATEWAY,
     INTERNAL_ERROR,
