@@ -20,6 +20,7 @@ import asyncpg
 
 from herald.db import migrate
 from herald.db.pool import asyncpg_dsn
+from tests.support.databases import drop_database
 
 PG_SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -34,7 +35,7 @@ async def fresh_database() -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        await migrate.drop_database(url)
+        await drop_database(url)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from herald.api.auth import mint_token  # noqa: E402
 from herald.config import Settings  # noqa: E402
 from herald.db import migrate  # noqa: E402
 from herald.db.pool import asyncpg_dsn  # noqa: E402
+from tests.support.databases import drop_database  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 32
 PG = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
@@ -273,7 +274,7 @@ def main() -> int:
         for p in procs:
             p.wait(timeout=10)
         subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
-        asyncio.run(migrate.drop_database(db_url))
+        asyncio.run(drop_database(db_url))
     return 0
 
 

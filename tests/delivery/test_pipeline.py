@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from herald.delivery.claim import Claimed, claim, claim_many
-from herald.delivery.record import Transition, record, record_many
+from herald.delivery.record import Transition, record_many
 from herald.emulator.testing import EmulatorHandle
 from herald.states import TaskStatus
 from tests.delivery.conftest import events, insert_task, make_due, task_row
@@ -207,6 +207,13 @@ async def test_group_upgraded_to_supergroup_is_sent_to_the_new_id(
     assert tg.messages(-500) == []
     row = await task_row(db, task_id)
     assert (row["migrated_chat_id"], row["chat_id"]) == ("-1000500", "-500")
+
+
+async def record(
+    pool: Any, task_id: int, attempt: int, owner: str, transition: Transition
+) -> str | None:
+    """One outcome through the product's record_many: the status it replaced, or None."""
+    return (await record_many(pool, owner, [(task_id, attempt, transition)]))[0]
 
 
 async def test_record_is_fenced_by_attempt_and_owner_but_keeps_a_late_success(db: Any) -> None:

@@ -30,6 +30,7 @@ from herald.telegram.redact import redact
 from tests.conftest import PG_SERVER
 from tests.delivery.conftest import post, task_row
 from tests.delivery.workers import wait_for
+from tests.support.databases import drop_database
 
 TOKEN = "987654:SUPER-SECRET-BOT-TOKEN"
 SECRET = "SUPER-SECRET-BOT-TOKEN"
@@ -181,7 +182,7 @@ def test_the_migration_redacts_errors_stored_before_the_fix() -> None:
         migrate.upgrade(url)
         rows = asyncio.run(_execute(url, "SELECT last_error FROM tasks ORDER BY id"))
     finally:
-        asyncio.run(migrate.drop_database(url))
+        asyncio.run(drop_database(url))
     assert [r["last_error"] for r in rows] == [
         leaked.replace(SECRET, "[REDACTED]"),
         "x 7012345678:[REDACTED] at 12:30:45",

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from herald.db import migrate
 from tests.conftest import PG_SERVER, REDIS_URL, TEST_JWT_SECRET
 from tests.ops.herald_process import HERALD, herald_env, run_herald
+from tests.support.databases import drop_database
 
 
 def closed_port() -> int:
@@ -288,7 +288,7 @@ def test_migrate_waits_for_a_database_that_comes_up(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        asyncio.run(migrate.drop_database(f"{PG_SERVER}/{database}"))
+        asyncio.run(drop_database(f"{PG_SERVER}/{database}"))
     records = [json.loads(line) for line in lines]
     assert [r["event"] for r in records[:3]] == [
         "store_unavailable",
