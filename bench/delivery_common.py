@@ -21,7 +21,7 @@ from herald.db import migrate
 from herald.db.pool import asyncpg_dsn
 from tests.support import processes
 from tests.support.databases import drop_database
-from tests.support.processes import start_emulator, start_worker, worker_pattern
+from tests.support.processes import emulator_process, start_worker, worker_pattern
 
 PG_SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -43,12 +43,8 @@ async def fresh_database() -> AsyncIterator[str]:
 def emulator(*, limits: bool) -> Iterator[str]:
     # Keep every message and request of a run: the benchmarks count them all.
     flags = ["--keep", "500000", *([] if limits else ["--no-limits"])]
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, base_url = start_emulator(Path(tmp), *flags)
-        try:
-            yield base_url
-        finally:
-            proc.stop(signal.SIGINT, timeout=10)
+    with tempfile.TemporaryDirectory() as tmp, emulator_process(Path(tmp), *flags) as (_, url):
+        yield url
 
 
 def herald_env(database_url: str, queue: str, api_url: str, **extra: Any) -> dict[str, str]:

@@ -19,7 +19,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,18 @@ def start_emulator(
     return proc, _wait(proc, listening, 20.0)
 
 
+@contextmanager
+def emulator_process(
+    log_dir: Path, *flags: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[Proc, str]]:
+    """`start_emulator` for the length of a block; stopped with SIGTERM after it."""
+    proc, base_url = start_emulator(log_dir, *flags, env=env)
+    try:
+        yield proc, base_url
+    finally:
+        proc.stop(timeout=10)
+
+
 def start_worker(
     env: Mapping[str, str],
     log_dir: Path,
@@ -225,6 +238,7 @@ __all__ = [
     "HERALD",
     "Finished",
     "Proc",
+    "emulator_process",
     "free_port",
     "group_pids",
     "herald_env",
