@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import secrets
 import signal
 import subprocess
-import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,11 +19,14 @@ import asyncpg
 
 from herald.db import migrate
 from herald.db.pool import asyncpg_dsn
+from tests.support import processes
+from tests.support.databases import drop_database
+from tests.support.processes import emulator_process, start_worker, worker_pattern
 
 PG_SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 TOKEN = "123456:bench-token"
-HERALD = [sys.executable, "-m", "herald.cli"]
+HERALD = [processes.HERALD]  # as an argv prefix
 
 
 @asynccontextmanager
@@ -34,41 +36,28 @@ async def fresh_database() -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        await migrate.drop_database(url)
+        await drop_database(url)
 
 
 @contextmanager
 def emulator(*, limits: bool) -> Iterator[str]:
     # Keep every message and request of a run: the benchmarks count them all.
-    argv = [*HERALD, "emulator", "--port", "0", "--keep", "500000"]
-    argv += [] if limits else ["--no-limits"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"listening on (http://\S+)", line)
-    if match is None:
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {line!r}")
-    try:
-        yield match.group(1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+    flags = ["--keep", "500000", *([] if limits else ["--no-limits"])]
+    with tempfile.TemporaryDirectory() as tmp, emulator_process(Path(tmp), *flags) as (_, url):
+        yield url
 
 
 def herald_env(database_url: str, queue: str, api_url: str, **extra: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update(
-        HERALD_DATABASE_URL=database_url,
-        HERALD_REDIS_URL=REDIS_URL,
-        HERALD_QUEUE_NAME=queue,
-        HERALD_BOT_TOKEN=TOKEN,
-        HERALD_TELEGRAM_API_URL=api_url,
-        HERALD_JWT_SECRET="bench-secret-" + "x" * 32,
-        HERALD_LOG_LEVEL="WARNING",
-    )
-    env.update({f"HERALD_{k.upper()}": str(v) for k, v in extra.items()})
-    return env
+    settings: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "queue_name": queue,
+        "bot_token": TOKEN,
+        "telegram_api_url": api_url,
+        "jwt_secret": "bench-secret-" + "x" * 32,
+        "log_level": "WARNING",
+    }
+    return processes.herald_env(**{**settings, **extra})
 
 
 @contextmanager
@@ -79,21 +68,20 @@ def worker(
     tasks: int = 100,
     metrics_port: int | None = None,
 ) -> Iterator[None]:
-    argv = [*HERALD, "worker", "--workers", str(workers), "--max-async-tasks", str(tasks)]
+    """`herald worker`, its output in `log` (a path ending in .log)."""
+    args = ["--max-async-tasks", str(tasks)]
     if metrics_port is not None:
-        argv += ["--metrics-port", str(metrics_port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+        args += ["--metrics-port", str(metrics_port)]
+    proc = start_worker(env, log.parent, *args, processes=workers, name=log.stem)
+    try:
+        yield
+    finally:
+        proc.stop(signal.SIGTERM, timeout=30)
 
 
 async def wait_workers(redis: Any, queue: str, n: int, within: float = 120) -> None:
     deadline = time.monotonic() + within
-    while len([k async for k in redis.scan_iter(match=f"{queue}:workers:*")]) < n:
+    while len([k async for k in redis.scan_iter(match=worker_pattern(queue))]) < n:
         if time.monotonic() > deadline:
             raise SystemExit("the workers did not start")
         await asyncio.sleep(0.1)

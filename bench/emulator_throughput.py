@@ -20,15 +20,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
+from pathlib import Path
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
 from herald.emulator.remote import RemoteEmulator
+from tests.support.processes import Proc, start_emulator
 
 TOKEN = "123456:bench-token"
 _WRK_SCRIPT = """
@@ -43,21 +44,6 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _start_emulator() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "herald.cli", "emulator", "--port", "0", "--no-limits"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"listening on (http://\S+)", line)
-    if match is None:
-        process.kill()
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return process, match.group(1)
 
 
 def _report(name: str, requests: int, seconds: float, recorded: int, cpu: float) -> None:
@@ -119,7 +105,7 @@ async def _run_aiogram(base_url: str, seconds: float, connections: int) -> tuple
     return sent, elapsed
 
 
-async def _measure(process: subprocess.Popen[str], base_url: str, args: argparse.Namespace) -> None:
+async def _measure(process: Proc, base_url: str, args: argparse.Namespace) -> None:
     async with RemoteEmulator(base_url) as remote:
         if shutil.which("wrk"):
             cpu0 = _cpu_seconds(process.pid)
@@ -148,12 +134,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    process, base_url = _start_emulator()
-    try:
-        asyncio.run(_measure(process, base_url, args))
-    finally:
-        process.terminate()
-        process.wait(10)
+    with tempfile.TemporaryDirectory() as tmp:
+        process, base_url = start_emulator(Path(tmp), "--no-limits")
+        try:
+            asyncio.run(_measure(process, base_url, args))
+        finally:
+            process.stop(timeout=10)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

@@ -16,7 +16,6 @@ import asyncio
 import os
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,18 +30,13 @@ from herald.api.auth import mint_token  # noqa: E402
 from herald.config import Settings  # noqa: E402
 from herald.db import migrate  # noqa: E402
 from herald.db.pool import asyncpg_dsn  # noqa: E402
+from tests.support.databases import drop_database  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 32
 PG = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("HERALD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 SERVER_CPU, LOAD_CPU = "0", "1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_up(url: str, timeout: float = 30) -> None:
@@ -273,7 +267,7 @@ def main() -> int:
         for p in procs:
             p.wait(timeout=10)
         subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
-        asyncio.run(migrate.drop_database(db_url))
+        asyncio.run(drop_database(db_url))
     return 0
 
 

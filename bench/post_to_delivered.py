@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +26,6 @@ import asyncpg
 from redis.asyncio import Redis
 
 from bench.delivery_common import (
-    HERALD,
     REDIS_URL,
     emulator,
     fresh_database,
@@ -41,12 +38,7 @@ from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
 from herald.emulator.remote import RemoteEmulator
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.processes import start_api
 
 
 def _percentiles(values: list[float]) -> str:
@@ -128,7 +120,6 @@ async def main() -> None:
     args = parser.parse_args()
     n = int(args.rate * args.seconds)
     queue = f"herald:bench:{secrets.token_hex(4)}"
-    port = _free_port()
     redis = Redis.from_url(REDIS_URL)
     async with fresh_database() as database_url:
         with emulator(limits=False) as base_url, tempfile.TemporaryDirectory() as tmp:
@@ -142,17 +133,14 @@ async def main() -> None:
             )
             settings = Settings(_env_file=None, jwt_secret=env["HERALD_JWT_SECRET"])
             token = mint_token(settings, "bench", ["tasks:write"])
-            with (Path(tmp) / "api.log").open("wb") as api_log:
-                api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                    [*HERALD, "api", "--port", str(port)], env=env, stdout=api_log, stderr=api_log
-                )
+            api, api_url = start_api(env, Path(tmp))
             try:
                 with worker(env, Path(tmp) / "w.log"):
                     await wait_workers(redis, queue, 1)
                     # aiohttp, not httpx: at 100 requests/s httpx alone took most of a core
                     # here and its queueing, not Herald, made the latency.
                     async with aiohttp.ClientSession(
-                        base_url=f"http://127.0.0.1:{port}",
+                        base_url=api_url,
                         timeout=aiohttp.ClientTimeout(total=30),
                     ) as client:
                         await _wait_healthy(client)
@@ -171,8 +159,7 @@ async def main() -> None:
                         if r["idempotency_key"] in started
                     ]
             finally:
-                api.terminate()
-                api.wait(10)
+                api.stop(timeout=10)
             keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
             if keys:
                 await redis.delete(*keys)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,6 @@ import asyncpg
 from redis.asyncio import Redis
 
 from bench.delivery_common import (
-    HERALD,
     REDIS_URL,
     fresh_database,
     herald_env,
@@ -41,10 +39,10 @@ from bench.delivery_common import (
     wait_workers,
     worker,
 )
-from bench.stack import free_port, wait_port
 from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
+from tests.support.processes import start_api, start_emulator
 
 CHATS = 10_000
 LIMITS = {"rate_global_per_second": 1000, "rate_chat_per_second": 1, "log_level": "INFO"}
@@ -77,10 +75,10 @@ async def load_old_tasks(conn: Any, rows: int) -> None:
     await conn.execute("VACUUM ANALYZE tasks, task_events")
 
 
-async def post_load(port: int, token: str, rate: float, seconds: float, tag: str) -> list[float]:
+async def post_load(api_url: str, token: str, rate: float, seconds: float, tag: str) -> list[float]:
     """Open loop: one POST every 1/rate s; returns each answer's latency in seconds."""
     latencies: list[float] = []
-    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as client:
+    async with aiohttp.ClientSession(base_url=api_url) as client:
 
         async def post(i: int) -> None:
             started = time.perf_counter()
@@ -122,13 +120,13 @@ async def old_left(conn: Any) -> int:
 
 
 async def phase(
-    conn: Any, env: dict[str, str], port: int, token: str, args: Any, tag: str, log: Path
+    conn: Any, env: dict[str, str], api_url: str, token: str, args: Any, tag: str, log: Path
 ) -> None:
     redis = Redis.from_url(REDIS_URL)
     with worker(env, log):
         await wait_workers(redis, env["HERALD_QUEUE_NAME"], 1)
         before, started = await old_left(conn), time.perf_counter()
-        latencies = await post_load(port, token, args.rate, args.seconds, tag)
+        latencies = await post_load(api_url, token, args.rate, args.seconds, tag)
         elapsed = time.perf_counter() - started
         purged = before - await old_left(conn)
         lags = await delivered_lags(conn, tag, len(latencies))
@@ -158,36 +156,27 @@ async def main() -> None:
         loading = time.perf_counter()
         await load_old_tasks(conn, args.rows)
         print(f"loaded {args.rows:,} old tasks in {time.perf_counter() - loading:.0f} s")
-        emulator_port, api_port = free_port(), free_port()
         with tempfile.TemporaryDirectory() as tmp:
-            emulator = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                [*HERALD, "emulator", "--port", str(emulator_port), "--global-per-second", "1000"],
-                stdout=subprocess.DEVNULL,
+            emulator, emulator_url = start_emulator(Path(tmp), "--global-per-second", "1000")
+            base = herald_env(
+                database_url, f"herald:bench:{secrets.token_hex(4)}", emulator_url, **LIMITS
             )
-            base = herald_env(database_url, f"herald:bench:{secrets.token_hex(4)}", "", **LIMITS)
-            base["HERALD_TELEGRAM_API_URL"] = f"http://127.0.0.1:{emulator_port}"
             token = mint_token(
                 Settings(_env_file=None, jwt_secret=base["HERALD_JWT_SECRET"]),
                 "bench",
                 ["tasks:write"],
             )
-            api = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                [*HERALD, "api", "--port", str(api_port)],
-                env=base,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
             try:
-                wait_port(emulator_port)
-                wait_port(api_port)
-                for days, tag in ((0, "off"), (30, "purging")):
-                    env = {**base, "HERALD_RETENTION_DAYS": str(days)}
-                    await phase(conn, env, api_port, token, args, tag, Path(tmp) / f"{tag}.log")
+                api, api_url = start_api(base, Path(tmp))
+                try:
+                    for days, tag in ((0, "off"), (30, "purging")):
+                        env = {**base, "HERALD_RETENTION_DAYS": str(days)}
+                        log = Path(tmp) / f"{tag}.log"
+                        await phase(conn, env, api_url, token, args, tag, log)
+                finally:
+                    api.stop(timeout=10)
             finally:
-                api.terminate()
-                emulator.terminate()
-                api.wait(10)
-                emulator.wait(10)
+                emulator.stop(timeout=10)
         await conn.close()
     print(uptime())
 

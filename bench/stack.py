@@ -16,31 +16,33 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
-import httpx
+from tests.support.processes import (
+    HERALD,
+    Proc,
+    free_port,
+    herald_env,
+    spawn,
+    start_api,
+    start_emulator,
+    start_worker,
+)
+
+__all__ = ["JWT_SECRET", "Proc", "Stack", "free_port", "rss_kib", "wait_port"]
 
 JWT_SECRET = "chaos-secret-" + "x" * 32
 BOT_TOKEN = "123456:CHAOS-token"
-HERALD = [sys.executable, "-m", "herald.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -55,21 +57,6 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Every live process of a process group (read from /proc)."""
-    pids = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            text = Path(stat).read_text()
-        except OSError:
-            continue
-        # Fields after the command name, which is in parentheses and may hold spaces.
-        rest = text.rsplit(")", 1)[1].split()
-        if int(rest[2]) == pgid and rest[0] != "Z":
-            pids.append(int(text.split(" ", 1)[0]))
-    return sorted(pids)
-
-
 def rss_kib(pid: int) -> int:
     """Resident memory of one process in KiB, 0 if it is gone."""
     try:
@@ -79,61 +66,6 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-@dataclass
-class Proc:
-    """A subprocess in its own process group, its output in a log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def pids(self) -> list[int]:
-        return group_pids(self.popen.pid)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self, sig: int = signal.SIGKILL) -> list[int]:
-        """Signal the whole group; returns the pids that were signalled."""
-        pids = self.pids()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-        return pids
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.alive():
-            self.kill(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill(signal.SIGKILL)
-                self.popen.wait()
-        # Children left over after the leader exited.
-        for pid in group_pids(self.popen.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def spawn(name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Proc:
-    log_path = log_dir / f"{name}.log"
-    log: IO[bytes] = log_path.open("ab")
-    popen = subprocess.Popen(
-        list(argv),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=log_dir,
-        start_new_session=True,
-    )
-    log.close()
-    return Proc(name, popen, log_path)
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -280,7 +212,6 @@ class Stack:
 
     def herald_env(self, **settings: Any) -> dict[str, str]:
         """The environment of a `herald` process: nothing inherited from ours but PATH etc."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         values: dict[str, Any] = {
             "database_url": self.database_url,
             "redis_url": self.redis.url,
@@ -290,12 +221,11 @@ class Stack:
             "log_level": "WARNING",
         }
         values.update(settings)
-        env.update({f"HERALD_{k.upper()}": str(v) for k, v in values.items()})
-        return env
+        return herald_env(**values)
 
     def migrate(self, env: dict[str, str]) -> None:
         subprocess.run(
-            [*HERALD, "migrate"], env=env, check=True, cwd=self.root, stdout=subprocess.DEVNULL
+            [HERALD, "migrate"], env=env, check=True, cwd=self.root, stdout=subprocess.DEVNULL
         )
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Proc:
@@ -304,33 +234,19 @@ class Stack:
         return proc
 
     def start_emulator(self, *flags: str) -> tuple[Proc, str]:
-        proc = self.start("emulator", [*HERALD, "emulator", "--port", "0", *flags])
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            found = re.search(r"listening on (http://\S+)", proc.log_path.read_text())
-            if found:
-                return proc, found.group(1)
-            if not proc.alive():
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"the emulator did not start: {proc.log_path.read_text()[-2000:]}")
+        proc, base_url = start_emulator(self.root, *flags)
+        self.procs.append(proc)
+        return proc, base_url
 
     def start_api(self, env: dict[str, str]) -> tuple[Proc, str]:
-        port = free_port()
-        proc = self.start("api", [*HERALD, "api", "--port", str(port)], env)
-        base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    return proc, base_url
-            if not proc.alive():
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"the gateway did not start: {proc.log_path.read_text()[-2000:]}")
+        proc, base_url = start_api(env, self.root)
+        self.procs.append(proc)
+        return proc, base_url
 
     def start_worker(self, name: str, env: dict[str, str], processes: int = 1) -> Proc:
-        return self.start(name, [*HERALD, "worker", "--workers", str(processes)], env)
+        proc = start_worker(env, self.root, processes=processes, name=name)
+        self.procs.append(proc)
+        return proc
 
     def iter_procs(self, prefix: str) -> Iterator[Proc]:
         return (p for p in self.procs if p.name.startswith(prefix) and p.alive())

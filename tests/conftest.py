@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from herald.config import Settings
 from herald.db import migrate
-from herald.db.session import create_engine, create_sessionmaker
+from tests.support.databases import drop_database
 
 pytest_plugins = ["herald.emulator.pytest_plugin"]
 
@@ -47,24 +45,9 @@ def database_url() -> Iterator[str]:
     yield url
     import asyncio
 
-    asyncio.run(migrate.drop_database(url))
+    asyncio.run(drop_database(url))
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(make_settings(database_url))
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-async def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """A session factory over empty tables."""
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE task_events, tasks RESTART IDENTITY CASCADE"))
-    return create_sessionmaker(engine)

@@ -15,6 +15,7 @@ from alembic import command
 from herald.db import migrate
 from herald.db.models import Base
 from tests.conftest import PG_SERVER
+from tests.support.databases import drop_database
 
 
 async def _tables(url: str) -> set[str]:
@@ -38,7 +39,7 @@ def test_migrate_creates_database_and_round_trips() -> None:
         migrate.upgrade(url)  # the database exists now: only the schema is created
         assert {"tasks", "task_events"} <= asyncio.run(_tables(url))
     finally:
-        asyncio.run(migrate.drop_database(url))
+        asyncio.run(drop_database(url))
 
 
 def _schema_diff(url: str) -> list[object]:
@@ -60,4 +61,4 @@ def test_migrations_build_the_schema_the_models_describe() -> None:
         migrate.upgrade(url)
         assert _schema_diff(url) == []
     finally:
-        asyncio.run(migrate.drop_database(url))
+        asyncio.run(drop_database(url))

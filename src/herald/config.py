@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     # Infrastructure.
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # Name of the Redis stream (and its consumer group) that carries task ids.
+    # The Redis list that carries task ids (LPUSH/BRPOP, see docs/architecture.md); Herald's
+    # other Redis keys (rate limits, worker presence) are prefixed with it.
     queue_name: str = "herald:tasks"
     db_pool_size: int = Field(20, ge=1)
 

@@ -34,12 +34,11 @@ import psutil
 import redis
 
 from herald.config import Settings
-from herald.devprocess import spawn, stop_process, wait_until
+from herald.devprocess import free_port, spawn, stop_process, wait_until
 from herald.embedded import (
     EmbeddedError,
     EmbeddedPostgres,
     EmbeddedRedis,
-    free_port,
     missing_extra,
 )
 

@@ -1,4 +1,5 @@
-"""Child processes of `herald dev`: started in their own process group, stopped with it.
+"""Child processes of `herald dev`: started in their own process group, stopped with it;
+the free ports they listen on.
 
 Each child gets its own session so that a Ctrl-C in the terminal reaches `herald dev`
 alone, which then stops the children in order (gateway first, so nothing new arrives;
@@ -13,6 +14,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +41,14 @@ def spawn(
         start_new_session=True,
         preexec_fn=preexec,  # safe: dev mode starts no threads
     )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS's choice; a tiny race until it is bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_until(ready: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:

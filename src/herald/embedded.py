@@ -18,7 +18,6 @@ recent security fixes. `herald dev` checks for them first (`missing_extra`).
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import warnings
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import redis
 from sqlalchemy.engine import URL, make_url
 
-from herald.devprocess import spawn, stop_process, wait_until
+from herald.devprocess import free_port, spawn, stop_process, wait_until
 
 
 class EmbeddedError(RuntimeError):
@@ -52,14 +51,6 @@ def _importable(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ValueError:  # in sys.modules as None: explicitly not importable
         return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (the OS's choice; a tiny race until it is bound)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class EmbeddedPostgres:

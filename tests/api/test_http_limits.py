@@ -8,66 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from tests.conftest import REDIS_URL, TEST_JWT_SECRET
+from tests.support.processes import herald_env, start_api
 
 HEADER_TIMEOUT = 1.0
 CONCURRENCY = 20
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_port(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update(
-        HERALD_DATABASE_URL=database_url,
-        HERALD_REDIS_URL=REDIS_URL,
-        HERALD_QUEUE_NAME=f"herald:test:{secrets.token_hex(4)}",
-        HERALD_JWT_SECRET=TEST_JWT_SECRET,
-        HERALD_LOG_LEVEL="WARNING",
+    env = herald_env(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        queue_name=f"herald:test:{secrets.token_hex(4)}",
+        jwt_secret=TEST_JWT_SECRET,
+        log_level="WARNING",
         # The default is 10 s; a short one keeps the test short, the mechanism is the same.
-        HERALD_API_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
-        HERALD_API_LIMIT_CONCURRENCY=str(CONCURRENCY),
+        api_header_timeout_seconds=HEADER_TIMEOUT,
+        api_limit_concurrency=CONCURRENCY,
     )
-    port = _free_port()
-    log: Path = tmp_path_factory.mktemp("api") / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "herald.cli", "api", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    api, base_url = start_api(env, tmp_path_factory.mktemp("api"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"herald api did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield port
+        yield int(base_url.rpartition(":")[2])
     finally:
-        proc.terminate()
-        proc.wait(10)
+        api.stop(timeout=10)
 
 
 @pytest_asyncio.fixture

@@ -4,7 +4,7 @@ in-process deliverers (the worker's pipeline without taskiq around it)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from herald.db.pool import create_pool
 from herald.delivery.hints import Hints
 from herald.delivery.pipeline import Deliverer, worker_identity
 from herald.delivery.ratelimit import RateLimiter
-from herald.emulator.testing import EmulatorHandle, run_emulator
+from herald.emulator.testing import EmulatorHandle
 from herald.queue import BrokerQueue
 from herald.telegram.sender import TelegramSender, make_bot
 from tests.conftest import REDIS_URL, make_settings
@@ -54,18 +54,11 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture(scope="session")
-async def emulator_session() -> AsyncIterator[EmulatorHandle]:
-    async with run_emulator(limits=False) as handle:
-        yield handle
-
-
 @pytest.fixture
-def tg(emulator_session: EmulatorHandle) -> Iterator[EmulatorHandle]:
-    """The session's emulator, reset: no messages, no faults, no limits."""
-    emulator_session.reset()
-    yield emulator_session
-    emulator_session.reset()
+def tg(telegram_emulator: EmulatorHandle) -> EmulatorHandle:
+    """The session's one emulator (herald.emulator.pytest_plugin), reset before and after
+    the test: no messages, no faults, no limits."""
+    return telegram_emulator
 
 
 async def insert_task(
@@ -180,7 +173,7 @@ async def start_worker(
         s = make_settings(
             settings.database_url, queue_name=settings.queue_name, telegram_api_url=tg.base_url
         )
-        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        log = tmp_path / f"worker-{len(started)}.log"
         proc = WorkerProcess(s, redis, log, **{**FAST, **env})
         started.append(proc)
         return await proc.start(workers, max_async_tasks)
@@ -192,7 +185,6 @@ async def start_worker(
             await proc.stop(within=30)
         finally:
             proc.kill_all()
-            proc.log.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ that failed, and max_attempts bounds that.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from redis.asyncio import Redis
@@ -17,13 +16,8 @@ from herald.delivery.sweeper import Sweeper
 from herald.emulator.testing import EmulatorHandle
 from herald.states import TaskStatus
 from tests.delivery.conftest import events, insert_task, make_due, post, task_row
+from tests.support.processes import free_port
 from workers.broker import make_broker
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_four_429s_then_connection_errors_get_all_max_attempts(
@@ -39,7 +33,7 @@ async def test_four_429s_then_connection_errors_get_all_max_attempts(
     row = await task_row(db, task_id)
     assert (row["attempt"], row["failures"]) == (4, 0)
 
-    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{_closed_port()}")
+    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{free_port()}")
     for failures in range(1, 5):
         assert await down.handle(task_id) is TaskStatus.PENDING
         row = await task_row(db, task_id)
@@ -78,7 +72,7 @@ async def test_a_resend_starts_the_failures_over_and_the_api_shows_both_counters
     db: Any, tg: EmulatorHandle, gateway: Any, make_deliverer: Any
 ) -> None:
     task_id = await post(gateway, "retried", chat_id=11, text="x", max_attempts=2)
-    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{_closed_port()}")
+    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{free_port()}")
     tg.set_faults(rate_429=1.0, retry_after=1)
     up = await make_deliverer()
     assert await up.handle(task_id) is TaskStatus.PENDING

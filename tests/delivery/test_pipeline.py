@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from herald.delivery.claim import Claimed, claim, claim_many
-from herald.delivery.record import Transition, record, record_many
+from herald.delivery.record import Transition, record_many
 from herald.emulator.testing import EmulatorHandle
 from herald.states import TaskStatus
 from tests.delivery.conftest import events, insert_task, make_due, task_row
+from tests.support.processes import free_port
 
 
 async def test_delivered_once_with_message_id_and_events(
@@ -151,17 +151,11 @@ async def test_at_least_once_retries_an_ambiguous_outcome(
     assert len(tg.messages(77)) == 2
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_connection_refused_is_retried_then_delivered(
     db: Any, tg: EmulatorHandle, make_deliverer: Any
 ) -> None:
     task_id = await insert_task(db, chat_id=31)
-    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{_closed_port()}")
+    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{free_port()}")
     assert await down.handle(task_id) is TaskStatus.PENDING
     row = await task_row(db, task_id)
     assert (row["status"], row["attempt"]) == ("pending", 1)
@@ -175,7 +169,7 @@ async def test_connection_refused_is_retried_then_delivered(
 
 async def test_attempts_exhausted_fail(db: Any, make_deliverer: Any) -> None:
     task_id = await insert_task(db, chat_id=32, max_attempts=2)
-    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{_closed_port()}")
+    down = await make_deliverer(telegram_api_url=f"http://127.0.0.1:{free_port()}")
     assert await down.handle(task_id) is TaskStatus.PENDING
     await make_due(db, task_id)
     assert await down.handle(task_id) is TaskStatus.FAILED
@@ -207,6 +201,13 @@ async def test_group_upgraded_to_supergroup_is_sent_to_the_new_id(
     assert tg.messages(-500) == []
     row = await task_row(db, task_id)
     assert (row["migrated_chat_id"], row["chat_id"]) == ("-1000500", "-500")
+
+
+async def record(
+    pool: Any, task_id: int, attempt: int, owner: str, transition: Transition
+) -> str | None:
+    """One outcome through the product's record_many: the status it replaced, or None."""
+    return (await record_many(pool, owner, [(task_id, attempt, transition)]))[0]
 
 
 async def test_record_is_fenced_by_attempt_and_owner_but_keeps_a_late_success(db: Any) -> None:

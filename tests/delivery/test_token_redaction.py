@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import secrets
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ from herald.telegram.redact import redact
 from tests.conftest import PG_SERVER
 from tests.delivery.conftest import post, task_row
 from tests.delivery.workers import wait_for
+from tests.support.databases import drop_database
+from tests.support.processes import free_port
 
 TOKEN = "987654:SUPER-SECRET-BOT-TOKEN"
 SECRET = "SUPER-SECRET-BOT-TOKEN"
@@ -41,18 +42,12 @@ def _read(path: str) -> str:
     return Path(path).read_bytes().decode("utf-8", "replace")
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def misdirecting_api() -> AsyncIterator[str]:
     """A "Bot API" that answers sendMessage with a redirect chosen by the chat id:
     1 loops forever, 2 points at a closed port, 3 points at an ftp:// URL. Each redirect
     keeps the request's path, token included, as a careless proxy would."""
-    closed = _closed_port()
+    closed = free_port()
 
     async def send(request: web.Request) -> web.StreamResponse:
         form = await request.post()
@@ -118,7 +113,7 @@ async def test_misdirected_sends_keep_the_token_out_of_the_api_the_events_and_th
     assert SECRET not in json.dumps([dict(r) for r in stored_tasks], default=str)
 
     await worker.stop()
-    text = _read(worker.log.name)
+    text = _read(str(worker.log_path))
     assert text.count("task_recorded") >= 3  # the lines that carried the token before
     assert SECRET not in text
 
@@ -185,7 +180,7 @@ def test_the_migration_redacts_errors_stored_before_the_fix() -> None:
         migrate.upgrade(url)
         rows = asyncio.run(_execute(url, "SELECT last_error FROM tasks ORDER BY id"))
     finally:
-        asyncio.run(migrate.drop_database(url))
+        asyncio.run(drop_database(url))
     assert [r["last_error"] for r in rows] == [
         leaked.replace(SECRET, "[REDACTED]"),
         "x 7012345678:[REDACTED] at 12:30:45",

@@ -37,7 +37,7 @@ async def deliver_through_a_worker(
 
     await wait_for(all_final, 60, "every task final")
     await worker.stop(signal.SIGTERM)  # the last partial interval is logged on the way out
-    lines = records(Path(worker.log.name))
+    lines = records(worker.log_path)
     ran = _seconds(lines[0]["timestamp"], lines[-1]["timestamp"])
     return lines, ran
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import re
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import psutil
@@ -26,6 +23,7 @@ from aiogram.exceptions import (
 from herald.emulator.remote import RemoteEmulator, RemoteEmulatorError
 from herald.emulator.testing import EmulatorHandle, make_emulator, run_emulator
 from tests.emulator.conftest import TOKEN, make_bot
+from tests.support.processes import emulator_process, herald_env, run_herald
 
 
 @pytest_asyncio.fixture
@@ -311,32 +309,11 @@ def test_keep_must_be_positive() -> None:
 # --- a real `herald emulator` process ---------------------------------------------------
 
 
-@asynccontextmanager
-async def emulator_process(
-    *flags: str, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[psutil.Process, str]]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "herald.cli", "emulator", "--port", "0", *flags,
-        stdout=asyncio.subprocess.PIPE,
-        env={**environment, **(env or {})},
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, line
-        yield psutil.Process(process.pid), match.group(1)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-
-
-async def test_the_token_comes_from_the_environment_not_the_command_line() -> None:
+async def test_the_token_comes_from_the_environment_not_the_command_line(tmp_path: Path) -> None:
     secret = "777:from-the-environment"
-    async with emulator_process(env={"HERALD_EMULATOR_TOKEN": secret}) as (proc, base_url):
-        assert not any("from-the-environment" in arg for arg in proc.cmdline())
+    env = herald_env(emulator_token=secret)
+    with emulator_process(tmp_path, env=env) as (proc, base_url):
+        assert not any("from-the-environment" in arg for arg in psutil.Process(proc.pid).cmdline())
         allowed, other = make_bot(base_url, token=secret), make_bot(base_url)
         try:
             assert (await allowed.get_me()).id == 777
@@ -347,14 +324,10 @@ async def test_the_token_comes_from_the_environment_not_the_command_line() -> No
             await other.session.close()
 
 
-async def test_a_token_on_the_command_line_is_refused() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "herald.cli", "emulator", "--port", "0", "--token", "1:x",
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, stderr = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode == 2
-    [line] = stderr.decode().strip().splitlines()
+def test_a_token_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    result = run_herald(["emulator", "--port", "0", "--token", "1:x"], herald_env(), tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr_lines
     assert "HERALD_EMULATOR_TOKEN" in line
 
 
@@ -374,10 +347,11 @@ async def _post_over_socket(base_url: str, path: str, body: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-async def test_memory_stays_bounded_under_large_posts() -> None:
+async def test_memory_stays_bounded_under_large_posts(tmp_path: Path) -> None:
     """Three 5 MB posts to /botnot-a-token/x once took the emulator from 35 to 75 MB."""
     body = b"text=" + b"x" * (5 * 1024 * 1024)
-    async with emulator_process("--keep", "100") as (proc, base_url):
+    with emulator_process(tmp_path, "--keep", "100") as (emulator, base_url):
+        proc = psutil.Process(emulator.pid)
         assert await _post_over_socket(base_url, f"/bot{TOKEN}/getMe", b"") == 200  # warm up
         before = proc.memory_info().rss
         for i in range(20):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
@@ -17,7 +16,8 @@ from typing import IO, TypeVar
 
 import psutil
 
-from herald.embedded import free_port
+from herald.devprocess import free_port
+from tests.support.processes import herald_env
 
 T = TypeVar("T")
 READY_LINE = "Ctrl-C stops everything"
@@ -33,13 +33,6 @@ def until(check: Callable[[], T | None], timeout: float, what: str) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
-
-
-def no_herald_env() -> dict[str, str]:
-    """This process's environment without a single HERALD_ variable, as on a fresh machine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
 
 
 @dataclass
@@ -59,7 +52,7 @@ class DevRun:
     ) -> DevRun:
         """`herald dev` with no HERALD_ variable but `configured`, on free ports; returns once
         it is ready."""
-        env = {**no_herald_env(), **(configured or {})}
+        env = {**herald_env(), **(configured or {})}
         log_path = cwd / f"dev-{time.monotonic_ns()}.log"
         argv = [
             sys.executable, "-m", "herald.cli", "dev",

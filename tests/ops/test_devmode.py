@@ -24,7 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from herald.emulator.remote import RemoteEmulator
-from tests.ops.devrun import DevRun, no_herald_env, until
+from tests.ops.devrun import DevRun, until
+from tests.support.processes import herald_env
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +212,7 @@ async def test_dev_runs_unconfigured_delivers_and_keeps_tasks_across_restarts(
     rival = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "herald.cli", "dev", "--port", "0", "--emulator-port", "0",
         "--data-dir", str(workdir / ".herald"),
-        cwd=workdir, env=no_herald_env(), stdout=PIPE, stderr=PIPE,
+        cwd=workdir, env=herald_env(), stdout=PIPE, stderr=PIPE,
     )  # fmt: skip
     _, rival_err = await asyncio.wait_for(rival.communicate(), 60)
     assert rival.returncode == 1

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from jose import jwt
 
-from herald.db import migrate
 from tests.conftest import PG_SERVER, REDIS_URL
 from tests.ops.devrun import DevRun
+from tests.support.databases import drop_database
 
 JWT_SHAPE = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
@@ -36,7 +36,7 @@ def configured(tmp_path: Path) -> Iterator[dict[str, str]]:
         "HERALD_REDIS_URL": REDIS_URL,
         "HERALD_QUEUE_NAME": f"herald:test:{secrets.token_hex(4)}",
     }
-    asyncio.run(migrate.drop_database(database_url))
+    asyncio.run(drop_database(database_url))
 
 
 async def test_dev_prints_no_token_signed_with_the_users_secret(

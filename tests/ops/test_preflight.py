@@ -20,29 +20,21 @@ from pathlib import Path
 
 import pytest
 
-from herald.db import migrate
 from tests.conftest import PG_SERVER, REDIS_URL, TEST_JWT_SECRET
-from tests.ops.herald_process import HERALD, herald_env, run_herald
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+from tests.support.databases import drop_database
+from tests.support.processes import HERALD, free_port, herald_env, run_herald
 
 
 def valid_env() -> dict[str, str]:
     """A configuration every process accepts, with PostgreSQL on a closed port and no wait:
     a process that wrongly passes its checks exits 1 at once instead of running."""
     return herald_env(
-        HERALD_DATABASE_URL=f"postgresql+asyncpg://herald:pg-password-7@127.0.0.1:{closed_port()}/h",
-        HERALD_REDIS_URL=REDIS_URL,
-        HERALD_JWT_SECRET=TEST_JWT_SECRET,
-        HERALD_BOT_TOKEN="123456:AAE-valid-form-token",
-        HERALD_STARTUP_WAIT_SECONDS="0",
-        HERALD_QUEUE_NAME=f"herald:test:{secrets.token_hex(4)}",
+        database_url=f"postgresql+asyncpg://herald:pg-password-7@127.0.0.1:{free_port()}/h",
+        redis_url=REDIS_URL,
+        jwt_secret=TEST_JWT_SECRET,
+        bot_token="123456:AAE-valid-form-token",
+        startup_wait_seconds=0,
+        queue_name=f"herald:test:{secrets.token_hex(4)}",
     )
 
 
@@ -212,7 +204,7 @@ class LateListener:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.port = closed_port()
+        self.port = free_port()
         self._server: socket.socket | None = None
 
     def open(self) -> None:
@@ -288,7 +280,7 @@ def test_migrate_waits_for_a_database_that_comes_up(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        asyncio.run(migrate.drop_database(f"{PG_SERVER}/{database}"))
+        asyncio.run(drop_database(f"{PG_SERVER}/{database}"))
     records = [json.loads(line) for line in lines]
     assert [r["event"] for r in records[:3]] == [
         "store_unavailable",

@@ -22,7 +22,7 @@ from herald.api.errors import install_error_handlers
 from herald.api.openapi import install_openapi
 from herald.api.protection import IntakeGuard
 from herald.api.routes import intake, system, tasks
-from herald.api.state import Gateway
+from herald.api.state import GatewayState
 from herald.config import Settings
 from herald.console import install_console
 from herald.db.intake import clear_enqueued
@@ -57,7 +57,7 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             timeout=settings.enqueue_timeout_seconds,
         )
         guard = IntakeGuard(settings, redis, pool)
-        app.state.gateway = Gateway(
+        app.state.gateway = GatewayState(
             settings=settings,
             verifier=TokenVerifier(settings),
             pool=pool,

@@ -2,6 +2,8 @@
 
 ```
 ApiError                          {"error": {"code", "message", "details"}}
+ +-- MalformedJson        400     a body that is not JSON (api/body.py)
+ +-- InvalidCursor        400     a page cursor Herald did not make (api/views.py)
  +-- Unauthorized         401     no, bad, expired or foreign token
  +-- Forbidden            403     a valid token without the scope
  +-- NotFound             404     no such task, or another client's
@@ -12,7 +14,8 @@ ApiError                          {"error": {"code", "message", "details"}}
  +-- ServiceUnavailable   503     backlog over its bound, or a dependency down (Retry-After)
 ```
 Transient database errors (PostgreSQL restarting or unreachable, a deadlock victim) also
-answer 503 with Retry-After; anything else unexpected is a 500 `internal_error`.
+answer 503 with Retry-After; anything else unexpected is a 500 `internal_error`. Where
+these stand among Herald's other errors: docs/architecture.md, "Errors".
 """
 
 from __future__ import annotations

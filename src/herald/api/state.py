@@ -16,7 +16,7 @@ from herald.config import Settings
 
 
 @dataclass(slots=True)
-class Gateway:
+class GatewayState:
     settings: Settings
     verifier: TokenVerifier
     pool: Any  # asyncpg.Pool: every API query
@@ -26,8 +26,8 @@ class Gateway:
     guard: IntakeGuard  # quotas and backpressure
 
 
-def gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
+def gateway(request: Request) -> GatewayState:
+    gw: GatewayState = request.app.state.gateway
     return gw
 
 

@@ -43,16 +43,6 @@ async def create_database_if_missing(database_url: str) -> bool:
         await conn.close()
 
 
-async def drop_database(database_url: str) -> None:
-    name = make_url(database_url).database
-    conn = await asyncpg.connect(asyncpg_dsn(database_url, "postgres"))
-    try:
-        quoted = '"' + str(name).replace('"', '""') + '"'
-        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-    finally:
-        await conn.close()
-
-
 def upgrade(database_url: str) -> None:
     """Create the database if needed and migrate it to head (synchronous; run outside a loop)."""
     asyncio.run(create_database_if_missing(database_url))

@@ -123,7 +123,3 @@ class TaskEvent(Base):
     # Telegram's error_code, when the transition came from one.
     error_code: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-
-tasks_table = Task.__table__
-task_events_table = TaskEvent.__table__

@@ -67,7 +67,9 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class SendResult:
+    """What one send came to: the verdict, and what Telegram said or what went wrong."""
+
     verdict: Verdict
     # A bounded label ("429", "4xx", "connect", "decode", ...): the metric's `code` label
     # and the retry event's detail. Never free text.
@@ -87,8 +89,8 @@ class Outcome:
         return self.error_code == 429
 
 
-def delivered(message_id: int, *, partly_parsed: bool = False) -> Outcome:
-    return Outcome(Verdict.DELIVERED, message_id=message_id, partly_parsed=partly_parsed)
+def delivered(message_id: int, *, partly_parsed: bool = False) -> SendResult:
+    return SendResult(Verdict.DELIVERED, message_id=message_id, partly_parsed=partly_parsed)
 
 
 # Labels of error codes worth a series of their own; any other is "4xx" or "5xx".
@@ -111,35 +113,35 @@ def refused(
     retry_after: float | None = None,
     migrate_to: str | None = None,
     partly_parsed: bool = False,
-) -> Outcome:
+) -> SendResult:
     """The outcome of an answer `{"ok": false, "error_code": ...}`: decided by the code."""
     kind = "5xx" if error_code >= 500 else "4xx" if error_code >= 400 else "other"
     label = str(error_code) if error_code in _KNOWN_CODES else kind
 
-    def outcome(verdict: Verdict, **more: Any) -> Outcome:
-        return Outcome(
+    def result(verdict: Verdict, **more: Any) -> SendResult:
+        return SendResult(
             verdict, label, error, error_code=error_code, partly_parsed=partly_parsed, **more
         )
 
     if error_code == 429:
         if retry_after is not None:
             retry_after = min(retry_after, MAX_RETRY_AFTER)
-        return outcome(Verdict.RETRY, retry_after=retry_after)
+        return result(Verdict.RETRY, retry_after=retry_after)
     if migrate_to is not None:
-        return outcome(Verdict.MIGRATE, migrate_to=migrate_to)
+        return result(Verdict.MIGRATE, migrate_to=migrate_to)
     if error_code in (400, 403, 413):
-        return outcome(Verdict.FAILED)
+        return result(Verdict.FAILED)
     if 400 <= error_code < 500:
         # 401, 404, 409...: Telegram answered and refused; nothing was sent. Maybe a
         # configuration being fixed, so retried with backoff up to max_attempts.
-        return outcome(Verdict.RETRY)
+        return result(Verdict.RETRY)
     # 5xx, or a code no Bot API uses: nothing proves the message was not sent.
-    return Outcome(
+    return SendResult(
         Verdict.AMBIGUOUS, kind, error, error_code=error_code, partly_parsed=partly_parsed
     )
 
 
-def classify(exc: BaseException, secrets: Sequence[str] = ()) -> Outcome:
+def classify(exc: BaseException, secrets: Sequence[str] = ()) -> SendResult:
     """The outcome of a send that raised `exc`; `secrets`: the bot token, to redact."""
     if isinstance(exc, ClientDecodeError):
         return read_answer(exc.data, secrets)
@@ -153,17 +155,17 @@ def classify(exc: BaseException, secrets: Sequence[str] = ()) -> Outcome:
             return refused(code, text)
     if isinstance(exc, TelegramNetworkError):
         if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
-            return Outcome(Verdict.RETRY, "connect", text)
-        return Outcome(Verdict.AMBIGUOUS, "network", text)
+            return SendResult(Verdict.RETRY, "connect", text)
+        return SendResult(Verdict.AMBIGUOUS, "network", text)
     if isinstance(exc, TelegramServerError):
-        return Outcome(Verdict.AMBIGUOUS, "5xx", text)
+        return SendResult(Verdict.AMBIGUOUS, "5xx", text)
     if isinstance(exc, TelegramAPIError):
         # Another status aiogram has no class for (its status is not kept): a refusal.
-        return Outcome(Verdict.RETRY, "4xx", text)
-    return Outcome(Verdict.AMBIGUOUS, "other", text)
+        return SendResult(Verdict.RETRY, "4xx", text)
+    return SendResult(Verdict.AMBIGUOUS, "other", text)
 
 
-def read_answer(data: Any, secrets: Sequence[str] = ()) -> Outcome:
+def read_answer(data: Any, secrets: Sequence[str] = ()) -> SendResult:
     """What a decoded answer that aiogram could not fit into its models says.
 
     `data` is the JSON aiogram decoded, or the raw body when it was not JSON.
@@ -191,7 +193,7 @@ def read_answer(data: Any, secrets: Sequence[str] = ()) -> Outcome:
             )
     body = data if isinstance(data, str) else repr(data)
     text = f"ClientDecodeError: an answer that says neither ok nor an error: {body[:200]}"
-    return Outcome(Verdict.AMBIGUOUS, "decode", _clean(text, secrets))
+    return SendResult(Verdict.AMBIGUOUS, "decode", _clean(text, secrets))
 
 
 def _fits(value: object, low: int, high: int) -> bool:

@@ -30,13 +30,12 @@ from herald.delivery.claim import (
     claim_many,
     open_gates,
 )
-from herald.delivery.classify import Outcome, Verdict, classify, delivered
+from herald.delivery.classify import SendResult, Verdict, classify, delivered
 from herald.delivery.coalesce import Coalescer
 from herald.delivery.hints import Hints
 from herald.delivery.policy import decide
 from herald.delivery.ratelimit import RateLimiter
-from herald.delivery.record import Outcome as RecordOutcome
-from herald.delivery.record import Transition, record_many
+from herald.delivery.record import Outcome, Transition, record_many
 from herald.metrics import (
     DELIVERY_LATENCY,
     RATE_LIMIT_DEFERRALS,
@@ -66,7 +65,7 @@ class Deliverer:
 
     def __post_init__(self) -> None:
         self._claims: Coalescer[None, ClaimResult] = Coalescer(self._claim_batch)
-        self._records: Coalescer[RecordOutcome, str | None] = Coalescer(self._record_batch)
+        self._records: Coalescer[Outcome, str | None] = Coalescer(self._record_batch)
         self._gates: Coalescer[tuple[int, int], bool] = Coalescer(self._open_gates_batch)
         self._said_partly_parsed = False
 
@@ -79,7 +78,7 @@ class Deliverer:
     async def _open_gates_batch(self, claims: list[tuple[int, int]]) -> list[bool]:
         return await open_gates(self.pool, self.owner, claims)
 
-    async def _record_batch(self, outcomes: list[RecordOutcome]) -> list[str | None]:
+    async def _record_batch(self, outcomes: list[Outcome]) -> list[str | None]:
         return await record_many(self.pool, self.owner, outcomes)
 
     async def handle(self, hinted_id: int) -> TaskStatus | None:
@@ -115,15 +114,15 @@ class Deliverer:
             await self._release(task.chat_id, None)
             return TaskStatus.PENDING
         try:
-            outcome = delivered(await self.sender.send(task.chat_id, task.content))
+            result = delivered(await self.sender.send(task.chat_id, task.content))
         except asyncio.CancelledError:
             # Stopped mid-send: the request may have been written. Record that much.
-            outcome = Outcome(Verdict.AMBIGUOUS, "cancelled", "cancelled during the send")
-            await asyncio.shield(self._finish(task, outcome))
+            result = SendResult(Verdict.AMBIGUOUS, "cancelled", "cancelled during the send")
+            await asyncio.shield(self._finish(task, result))
             raise
         except Exception as exc:
-            outcome = classify(exc, (self.settings.bot_token,))
-        return await self._finish(task, outcome)
+            result = classify(exc, (self.settings.bot_token,))
+        return await self._finish(task, result)
 
     async def _open_gate(self, task: Claimed) -> bool:
         """May this claim send now? Not if the sweeper took the task back while it waited
@@ -137,16 +136,16 @@ class Deliverer:
             log.exception("send_gate_failed", task_id=task.id, attempt=task.attempt)
         return False
 
-    async def _finish(self, task: Claimed, outcome: Outcome) -> TaskStatus:
-        if outcome.verdict is not Verdict.DELIVERED:
-            TELEGRAM_ERRORS.labels(code=outcome.code).inc()
-        if outcome.partly_parsed and not self._said_partly_parsed:
+    async def _finish(self, task: Claimed, result: SendResult) -> TaskStatus:
+        if result.verdict is not Verdict.DELIVERED:
+            TELEGRAM_ERRORS.labels(code=result.code).inc()
+        if result.partly_parsed and not self._said_partly_parsed:
             # Once per process: every answer will be like this until aiogram catches up.
             self._said_partly_parsed = True
-            log.warning("telegram_answer_partly_parsed", verdict=outcome.verdict, code=outcome.code)
+            log.warning("telegram_answer_partly_parsed", verdict=result.verdict, code=result.code)
         if self.limiter is not None:
-            await self._release(task.chat_id, outcome.retry_after)
-        transition = decide(task, outcome, self.settings)
+            await self._release(task.chat_id, result.retry_after)
+        transition = decide(task, result, self.settings)
         replaced = await self._records.submit((task.id, task.attempt, transition))
         self._observe(task, transition, replaced)
         if replaced is not None and transition.retry_in is not None:

@@ -1,4 +1,4 @@
-"""From a classified outcome to the task's next state: retries, backoff, expiry, opt-ins.
+"""From a classified result to the task's next state: retries, backoff, expiry, opt-ins.
 
 Two counters, two meanings. `attempt` counts claims: it fences the record of each one and
 says nothing about failure. `failures` counts attempts that failed (Telegram refused, the
@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from herald.config import Settings
 from herald.delivery.claim import Claimed
-from herald.delivery.classify import Outcome, Verdict
+from herald.delivery.classify import SendResult, Verdict
 from herald.delivery.record import Transition
 from herald.states import DeliveryMode, TaskStatus
 
@@ -37,31 +37,31 @@ def backoff(failures: int, settings: Settings) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def decide(task: Claimed, outcome: Outcome, settings: Settings) -> Transition:
-    code = outcome.error_code
-    if outcome.verdict is Verdict.DELIVERED:
-        return Transition(TaskStatus.DELIVERED, "delivered", message_id=outcome.message_id)
-    if outcome.verdict is Verdict.FAILED:
+def decide(task: Claimed, result: SendResult, settings: Settings) -> Transition:
+    code = result.error_code
+    if result.verdict is Verdict.DELIVERED:
+        return Transition(TaskStatus.DELIVERED, "delivered", message_id=result.message_id)
+    if result.verdict is Verdict.FAILED:
         return Transition(
-            TaskStatus.FAILED, "rejected", error_code=code, error=outcome.error, failed=True
+            TaskStatus.FAILED, "rejected", error_code=code, error=result.error, failed=True
         )
-    if outcome.verdict is Verdict.MIGRATE:
+    if result.verdict is Verdict.MIGRATE:
         return Transition(
             TaskStatus.PENDING,
             "migrated",
             error_code=code,
-            error=outcome.error,
+            error=result.error,
             retry_in=0.0,
-            migrated_chat_id=outcome.migrate_to,
-            details={"migrate_to_chat_id": outcome.migrate_to},
+            migrated_chat_id=result.migrate_to,
+            details={"migrate_to_chat_id": result.migrate_to},
         )
-    if outcome.verdict is Verdict.AMBIGUOUS and task.delivery != DeliveryMode.AT_LEAST_ONCE:
-        return Transition(TaskStatus.UNCERTAIN, "ambiguous", error_code=code, error=outcome.error)
+    if result.verdict is Verdict.AMBIGUOUS and task.delivery != DeliveryMode.AT_LEAST_ONCE:
+        return Transition(TaskStatus.UNCERTAIN, "ambiguous", error_code=code, error=result.error)
     # Certainly not sent (or an at-least-once task): try again later, if it may.
-    failed = not outcome.flow_control
+    failed = not result.flow_control
     if not failed:
         failures = task.failures
-        delay = outcome.retry_after
+        delay = result.retry_after
         if delay is None:  # a 429 that did not say how long: wait as after a failure
             delay = backoff(failures + 1, settings)
     else:
@@ -71,7 +71,7 @@ def decide(task: Claimed, outcome: Outcome, settings: Settings) -> Transition:
                 TaskStatus.FAILED,
                 "attempts exhausted",
                 error_code=code,
-                error=outcome.error,
+                error=result.error,
                 failed=True,
             )
         delay = backoff(failures, settings)
@@ -79,14 +79,14 @@ def decide(task: Claimed, outcome: Outcome, settings: Settings) -> Transition:
         task.expires_at
     ):
         return Transition(
-            TaskStatus.FAILED, "expired", error_code=code, error=outcome.error, failed=failed
+            TaskStatus.FAILED, "expired", error_code=code, error=result.error, failed=failed
         )
     return Transition(
         TaskStatus.PENDING,
         "retry",
         error_code=code,
-        error=outcome.error,
+        error=result.error,
         retry_in=delay,
-        details={"retry_in": round(delay, 3), "error": outcome.code, "failures": failures},
+        details={"retry_in": round(delay, 3), "error": result.code, "failures": failures},
         failed=failed,
     )

@@ -93,8 +93,9 @@ class Grant:
     scope: str | None = None
 
 
-def is_group(chat_id: str) -> bool:
-    """Groups, supergroups and channels have negative ids; `@name` is a channel."""
+def has_group_limit(chat_id: str) -> bool:
+    """Telegram's per-group limit applies: groups, supergroups and channels have negative
+    ids; `@name` is a channel."""
     return chat_id.startswith(("-", "@"))
 
 
@@ -130,7 +131,7 @@ class RateLimiter:
                     self.hold,
                 )
             )
-        if self.group_interval and is_group(chat_id):
+        if self.group_interval and has_group_limit(chat_id):
             scopes.append(
                 Scope(
                     "group",

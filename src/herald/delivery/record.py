@@ -103,10 +103,3 @@ async def record_many(pool: Any, owner: str, outcomes: Sequence[Outcome]) -> lis
     rows = await pool.fetch(_RECORD_SQL, owner, *columns)
     replaced = {row["id"]: str(row["from_status"]) for row in rows}
     return [replaced.get(task_id) for task_id, _, _ in outcomes]
-
-
-async def record(
-    pool: Any, task_id: int, attempt: int, owner: str, outcome: Transition
-) -> str | None:
-    """Apply one outcome; the status it replaced, or None when the fence refused it."""
-    return (await record_many(pool, owner, [(task_id, attempt, outcome)]))[0]

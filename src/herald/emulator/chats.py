@@ -18,7 +18,7 @@ import re
 import zlib
 from typing import Any
 
-from herald.emulator.replies import ApiError
+from herald.emulator.replies import BotApiError
 
 _SUPERGROUP_BELOW = -1_000_000_000_000
 # Letters, digits and underscores, a letter first; 4 to 32 characters, as Herald's intake
@@ -31,10 +31,6 @@ def chat_type(chat_id: int) -> str:
     if chat_id > 0:
         return "private"
     return "supergroup" if chat_id < _SUPERGROUP_BELOW else "group"
-
-
-def is_group(chat_id: int) -> bool:
-    return chat_id < 0
 
 
 def username_chat_id(username: str) -> int:
@@ -91,21 +87,21 @@ class ChatBook:
     def target(self, raw: object) -> int:
         """The chat id a send goes to, or Telegram's error for it."""
         if raw is None or raw == "":
-            raise ApiError(400, "Bad Request: chat_id is empty")
+            raise BotApiError(400, "Bad Request: chat_id is empty")
         if isinstance(raw, str) and raw.startswith("@"):
             chat_id = self._resolve(raw)
         else:
             try:
                 chat_id = int(raw)  # type: ignore[call-overload]
             except (TypeError, ValueError):
-                raise ApiError(400, "Bad Request: chat not found") from None
+                raise BotApiError(400, "Bad Request: chat not found") from None
         if chat_id == 0 or chat_id in self.missing:
-            raise ApiError(400, "Bad Request: chat not found")
+            raise BotApiError(400, "Bad Request: chat not found")
         if chat_id in self.blocked:
-            raise ApiError(403, _BLOCKED[self.kind(chat_id)])
+            raise BotApiError(403, _BLOCKED[self.kind(chat_id)])
         new_id = self.migrated.get(chat_id)
         if new_id is not None:
-            raise ApiError(
+            raise BotApiError(
                 400,
                 "Bad Request: group chat was upgraded to a supergroup chat",
                 migrate_to_chat_id=new_id,
@@ -115,7 +111,7 @@ class ChatBook:
     def _resolve(self, raw: str) -> int:
         match = _USERNAME.fullmatch(raw)
         if match is None:
-            raise ApiError(400, "Bad Request: chat not found")
+            raise BotApiError(400, "Bad Request: chat not found")
         name = match.group(1)
         chat_id = self._usernames.get(name.lower())
         if chat_id is None:

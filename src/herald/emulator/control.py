@@ -169,7 +169,7 @@ class ControlApi:
                 self.emulator.set_limits(build(LimitConfig, _body(request)))
             except OptionError as exc:
                 raise ControlError("invalid_option", str(exc)) from None
-        return _json(dataclasses.asdict(self.emulator.limiter.config))
+        return _json(dataclasses.asdict(self.emulator.flood_limits.config))
 
     def page(self, request: Request) -> Response:
         records = self.emulator.records

@@ -16,17 +16,17 @@ from typing import Any
 
 from herald.emulator.chats import ChatBook
 from herald.emulator.faults import GARBAGE, Fault, FaultInjector, mistyped
-from herald.emulator.limits import RateLimiter
+from herald.emulator.limits import FloodLimits
 from herald.emulator.methods import METHODS, SENDS
-from herald.emulator.options import FaultConfig, LimitConfig
-from herald.emulator.records import DEFAULT_KEEP, Records, bot_id, kept_params
+from herald.emulator.options import DEFAULT_KEEP, FaultConfig, LimitConfig
+from herald.emulator.records import Records, bot_id, kept_params
 from herald.emulator.replies import (
     BAD_GATEWAY,
     INTERNAL_ERROR,
     NOT_FOUND,
     PROXY_BAD_GATEWAY,
     UNAUTHORIZED,
-    ApiError,
+    BotApiError,
     Reply,
     ok,
     too_many_requests,
@@ -67,7 +67,7 @@ class Emulator:
         self.set_faults(self._initial_faults)
 
     def set_limits(self, config: LimitConfig) -> None:
-        self.limiter = RateLimiter(config)
+        self.flood_limits = FloodLimits(config)
 
     def set_faults(self, config: FaultConfig) -> None:
         self.faults = FaultInjector(config)
@@ -186,7 +186,7 @@ class Emulator:
             return PROXY_BAD_GATEWAY, fault
         try:
             reply = ok(handler(self, token, params))
-        except ApiError as exc:
+        except BotApiError as exc:
             reply = exc.reply()
         if fault is Fault.GARBAGE:  # processed, then answered with nonsense
             reply = GARBAGE
@@ -195,9 +195,9 @@ class Emulator:
         return reply, fault
 
     def check_rate(self, token: str, chat_id: int) -> None:
-        retry_after = self.limiter.acquire(token, chat_id, time.monotonic())
+        retry_after = self.flood_limits.acquire(token, chat_id, time.monotonic())
         if retry_after:
-            raise ApiError(
+            raise BotApiError(
                 429,
                 f"Too Many Requests: retry after {retry_after}",
                 "rate_limited",

@@ -37,7 +37,7 @@ class _Gcra:
         self.tat[key] = (tat if tat > now else now) + self.interval
 
 
-class RateLimiter:
+class FloodLimits:
     """Checks and consumes all scopes of one send at once: a refused send consumes nothing."""
 
     def __init__(self, config: LimitConfig) -> None:

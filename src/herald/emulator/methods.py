@@ -10,21 +10,35 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
-from herald.emulator.replies import ApiError
+from herald.emulator.chats import ChatBook
+from herald.emulator.replies import BotApiError
 from herald.markup import MarkupError, format_text
-
-if TYPE_CHECKING:
-    from herald.emulator.core import Emulator
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 # A string that looks like one of Telegram's file ids (base64url, long).
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{20,}")
 _BUTTON_URL = re.compile(r"(https?|tg)://\S+")
+
+
+class EmulatorState(Protocol):
+    """What a method needs of the emulator (`core.Emulator`, which dispatches to METHODS):
+    declared here so that this module does not import the one that imports it."""
+
+    chats: ChatBook
+    files: dict[str, dict[str, Any]]  # by file_id, the files sends referred to
+
+    def bot(self, token: str) -> dict[str, Any] | None: ...
+
+    def check_rate(self, token: str, chat_id: int) -> None: ...
+
+    def accept(
+        self, token: str, chat_id: int, method: str, logged: dict[str, Any]
+    ) -> tuple[int, int]: ...
 
 
 class Upload:
@@ -40,7 +54,7 @@ def _formatted(raw: object, params: dict[str, Any]) -> tuple[str, list[dict[str,
     try:
         return format_text(str(raw), params.get("parse_mode") or None)
     except MarkupError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise BotApiError(400, str(exc)) from None
 
 
 def _markup(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -52,12 +66,12 @@ def _markup(params: dict[str, Any]) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         markup = None
     if not isinstance(markup, dict):
-        raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+        raise BotApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
     for row in markup.get("inline_keyboard") or []:
         for button in row if isinstance(row, list) else []:
             url = button.get("url") if isinstance(button, dict) else None
             if url is not None and not _BUTTON_URL.fullmatch(str(url)):
-                raise ApiError(
+                raise BotApiError(
                     400,
                     f"Bad Request: inline keyboard button URL '{url}' is invalid: Wrong HTTP URL",
                 )
@@ -65,7 +79,7 @@ def _markup(params: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _message(
-    emu: Emulator, token: str, chat_id: int, method: str, logged: dict[str, Any]
+    emu: EmulatorState, token: str, chat_id: int, method: str, logged: dict[str, Any]
 ) -> dict[str, Any]:
     emu.check_rate(token, chat_id)
     message_id, date = emu.accept(token, chat_id, method, logged)
@@ -78,14 +92,14 @@ def _message(
     return message
 
 
-def send_message(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str, Any]:
+def send_message(emu: EmulatorState, token: str, params: dict[str, Any]) -> dict[str, Any]:
     chat_id = emu.chats.target(params.get("chat_id"))
     raw = params.get("text")
     text, entities = _formatted(raw, params) if raw else ("", [])
     if not text:
-        raise ApiError(400, "Bad Request: message text is empty")
+        raise BotApiError(400, "Bad Request: message text is empty")
     if len(text) > TEXT_LIMIT:
-        raise ApiError(400, "Bad Request: message is too long")
+        raise BotApiError(400, "Bad Request: message is too long")
     markup = _markup(params)
     logged: dict[str, Any] = {"text": text, "parse_mode": params.get("parse_mode")}
     if entities:
@@ -101,7 +115,7 @@ def send_message(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str,
     return result
 
 
-def _file(emu: Emulator, params: dict[str, Any], field: str) -> tuple[str, dict[str, Any]]:
+def _file(emu: EmulatorState, params: dict[str, Any], field: str) -> tuple[str, dict[str, Any]]:
     """The file a media send refers to: an upload, a URL or a known-looking file_id."""
     raw = params.get(field)
     if isinstance(raw, str) and raw.startswith("attach://"):
@@ -113,22 +127,24 @@ def _file(emu: Emulator, params: dict[str, Any], field: str) -> tuple[str, dict[
         if source in emu.files:
             return source, emu.files[source]
         if not (source.startswith(("http://", "https://")) or _FILE_ID.fullmatch(source)):
-            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            raise BotApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
     else:
-        raise ApiError(400, f"Bad Request: there is no {field} in the request")
+        raise BotApiError(400, f"Bad Request: there is no {field} in the request")
     digest = hashlib.sha1(source.encode()).hexdigest()
     file = {"file_id": f"AgAD{digest}", "file_unique_id": f"AQAD{digest[:16]}"}
     emu.files[file["file_id"]] = file
     return source, file
 
 
-def _send_media(emu: Emulator, token: str, params: dict[str, Any], field: str) -> dict[str, Any]:
+def _send_media(
+    emu: EmulatorState, token: str, params: dict[str, Any], field: str
+) -> dict[str, Any]:
     chat_id = emu.chats.target(params.get("chat_id"))
     source, file = _file(emu, params, field)
     raw = params.get("caption")
     caption, entities = _formatted(raw, params) if raw else ("", [])
     if len(caption) > CAPTION_LIMIT:
-        raise ApiError(400, "Bad Request: message caption is too long")
+        raise BotApiError(400, "Bad Request: message caption is too long")
     markup = _markup(params)
     method = "sendPhoto" if field == "photo" else "sendDocument"
     logged: dict[str, Any] = {
@@ -158,15 +174,15 @@ def _send_media(emu: Emulator, token: str, params: dict[str, Any], field: str) -
     return result
 
 
-def send_photo(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str, Any]:
+def send_photo(emu: EmulatorState, token: str, params: dict[str, Any]) -> dict[str, Any]:
     return _send_media(emu, token, params, "photo")
 
 
-def send_document(emu: Emulator, token: str, params: dict[str, Any]) -> dict[str, Any]:
+def send_document(emu: EmulatorState, token: str, params: dict[str, Any]) -> dict[str, Any]:
     return _send_media(emu, token, params, "document")
 
 
-def get_me(emu: Emulator, token: str, params: dict[str, Any]) -> Any:
+def get_me(emu: EmulatorState, token: str, params: dict[str, Any]) -> Any:
     return emu.bot(token)
 
 
@@ -178,17 +194,17 @@ _FULL_INFO = {
 }
 
 
-def get_chat(emu: Emulator, token: str, params: dict[str, Any]) -> Any:
+def get_chat(emu: EmulatorState, token: str, params: dict[str, Any]) -> Any:
     chat_id = emu.chats.target(params.get("chat_id"))
     return {**emu.chats.chat_object(chat_id), **_FULL_INFO}
 
 
-def send_chat_action(emu: Emulator, token: str, params: dict[str, Any]) -> Any:
+def send_chat_action(emu: EmulatorState, token: str, params: dict[str, Any]) -> Any:
     emu.chats.target(params.get("chat_id"))
     return True
 
 
-Method = Callable[["Emulator", str, dict[str, Any]], Any]
+Method = Callable[[EmulatorState, str, dict[str, Any]], Any]
 
 # Keys are lower case: Telegram's method names are case-insensitive.
 METHODS: dict[str, Method] = {

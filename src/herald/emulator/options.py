@@ -1,13 +1,16 @@
-"""What an emulator is told at start: accepted tokens, Telegram's limits, injected faults.
+"""What an emulator is told at start: Telegram's limits, injected faults, what it keeps.
 
-The same dataclasses back `run_emulator(**options)`, the `herald emulator` flags and the
-control API, so the three cannot drift apart.
+The defaults are written here only: `run_emulator(**options)`, the `herald emulator` flags
+and the control API read them from these dataclasses, so the three cannot drift apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
+
+# Messages and requests kept for the control API (records.py), the oldest dropped first.
+DEFAULT_KEEP = 10_000
 
 
 class OptionError(ValueError):
@@ -24,7 +27,7 @@ class LimitConfig:
     global_per_second: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("per_chat_per_second", "per_group_per_minute", "global_per_second"):
+        for name in LIMIT_RATES:
             if getattr(self, name) < 0:
                 raise OptionError(f"{name} must be >= 0")
 
@@ -80,6 +83,20 @@ class FaultConfig:
     @property
     def active(self) -> bool:
         return sum(self._rates()) + self.rate_mistyped > 0
+
+
+LIMIT_RATES = tuple(f.name for f in fields(LimitConfig) if f.name != "enabled")
+
+
+def configs(options: dict[str, Any]) -> tuple[LimitConfig, FaultConfig]:
+    """The configurations of `run_emulator`'s keyword options: `limits` (False turns every
+    rate limit off), the rates of LimitConfig, and the fields of FaultConfig; unnamed ones
+    keep the dataclasses' defaults."""
+    faults = dict(options)
+    limits = {name: faults.pop(name) for name in LIMIT_RATES if name in faults}
+    if "limits" in faults:
+        limits["enabled"] = faults.pop("limits")
+    return LimitConfig(**limits), FaultConfig(**faults)
 
 
 def build(cls: type[Any], values: dict[str, Any]) -> Any:

@@ -16,9 +16,8 @@ from typing import Any
 
 import orjson
 
-from herald.emulator.options import OptionError
+from herald.emulator.options import DEFAULT_KEEP, OptionError
 
-DEFAULT_KEEP = 10_000
 # Characters of one request's parameter values kept in the log: a text at Telegram's
 # 4,096-character limit, with its markup, fits several times over.
 PARAMS_BUDGET = 32_768

@@ -21,7 +21,7 @@ class Reply:
     content_type: bytes = b"application/json"
 
 
-class ApiError(Exception):
+class BotApiError(Exception):
     """A Bot API error answer; raised inside a method, turned into a Reply by the dispatcher."""
 
     def __init__(

@@ -16,14 +16,21 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
 from herald.emulator.app import start
-from herald.emulator.options import OptionError
-from herald.emulator.records import DEFAULT_KEEP
-from herald.emulator.testing import make_emulator
+from herald.emulator.core import Emulator
+from herald.emulator.options import (
+    DEFAULT_KEEP,
+    LIMIT_RATES,
+    FaultConfig,
+    LimitConfig,
+    OptionError,
+)
 
 TOKEN_ENV = "HERALD_EMULATOR_TOKEN"
 _TOKEN = re.compile(r"\d+:\S+")
+_FAULT_HELP = {"retry_after": "retry_after of a 429 fault", "timeout_seconds": "delay of a timeout"}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -41,18 +48,31 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help=f"messages and requests kept for the control API, the oldest dropped first"
         f" (default {DEFAULT_KEEP})",
     )
+    # Every flag below is a field of options.py's dataclasses, with that field's default.
     limits = parser.add_argument_group("rate limits (Telegram's by default)")
     limits.add_argument("--no-limits", action="store_true", help="turn every rate limit off")
-    limits.add_argument("--per-chat-per-second", type=float, default=1.0)
-    limits.add_argument("--per-group-per-minute", type=float, default=20.0)
-    limits.add_argument("--global-per-second", type=float, default=30.0)
+    for name in LIMIT_RATES:
+        limits.add_argument(_flag(name), type=float, default=getattr(LimitConfig(), name))
     faults = parser.add_argument_group("fault injection (shares of send requests)")
-    for name in ("429", "500", "502", "proxy-502", "timeout", "drop", "garbage", "mistyped"):
-        faults.add_argument(f"--fault-{name}", type=float, default=0.0, metavar="RATE")
-    faults.add_argument("--retry-after", type=int, default=1, help="retry_after of a 429 fault")
-    faults.add_argument("--timeout-seconds", type=float, default=15.0, help="delay of a timeout")
-    faults.add_argument("--seed", type=int, default=None)
+    for f in fields(FaultConfig):
+        if f.name.startswith("rate_"):
+            faults.add_argument(
+                _flag(f.name.replace("rate_", "fault_", 1)),
+                dest=f.name,
+                type=float,
+                default=f.default,
+                metavar="RATE",
+            )
+        else:  # retry_after, timeout_seconds, seed (None: an int when given)
+            kind = float if isinstance(f.default, float) else int
+            faults.add_argument(
+                _flag(f.name), type=kind, default=f.default, help=_FAULT_HELP.get(f.name)
+            )
     return parser.parse_args(list(argv))
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
 
 
 def accepted_tokens() -> list[str] | None:
@@ -64,26 +84,15 @@ def accepted_tokens() -> list[str] | None:
     return tokens or None
 
 
+def configs_of(args: argparse.Namespace) -> tuple[LimitConfig, FaultConfig]:
+    rates = {name: getattr(args, name) for name in LIMIT_RATES}
+    limits = LimitConfig(enabled=not args.no_limits, **rates)
+    return limits, FaultConfig(**{f.name: getattr(args, f.name) for f in fields(FaultConfig)})
+
+
 async def serve(args: argparse.Namespace) -> None:
-    emulator = make_emulator(
-        tokens=accepted_tokens(),
-        keep=args.keep,
-        limits=not args.no_limits,
-        per_chat_per_second=args.per_chat_per_second,
-        per_group_per_minute=args.per_group_per_minute,
-        global_per_second=args.global_per_second,
-        rate_429=args.fault_429,
-        rate_500=args.fault_500,
-        rate_502=args.fault_502,
-        rate_proxy_502=args.fault_proxy_502,
-        rate_timeout=args.fault_timeout,
-        rate_drop=args.fault_drop,
-        rate_garbage=args.fault_garbage,
-        rate_mistyped=args.fault_mistyped,
-        retry_after=args.retry_after,
-        timeout_seconds=args.timeout_seconds,
-        seed=args.seed,
-    )
+    limits, faults = configs_of(args)
+    emulator = Emulator(tokens=accepted_tokens(), keep=args.keep, limits=limits, faults=faults)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,8 +14,7 @@ from typing import Any
 
 from herald.emulator.app import start
 from herald.emulator.core import Emulator
-from herald.emulator.options import FaultConfig, LimitConfig
-from herald.emulator.records import DEFAULT_KEEP
+from herald.emulator.options import DEFAULT_KEEP, FaultConfig, LimitConfig, configs
 
 
 class EmulatorHandle:
@@ -80,21 +79,15 @@ class EmulatorHandle:
 
     @property
     def limits(self) -> LimitConfig:
-        return self.emulator.limiter.config
+        return self.emulator.flood_limits.config
 
 
 def make_emulator(
-    *,
-    tokens: Iterable[str] | None = None,
-    limits: bool = True,
-    per_chat_per_second: float = 1.0,
-    per_group_per_minute: float = 20.0,
-    global_per_second: float = 30.0,
-    keep: int = DEFAULT_KEEP,
-    **faults: Any,
+    *, tokens: Iterable[str] | None = None, keep: int = DEFAULT_KEEP, **options: Any
 ) -> Emulator:
-    limit_config = LimitConfig(limits, per_chat_per_second, per_group_per_minute, global_per_second)
-    return Emulator(tokens=tokens, limits=limit_config, faults=FaultConfig(**faults), keep=keep)
+    """An emulator of `run_emulator`'s options (`options.configs`), not served."""
+    limits, faults = configs(options)
+    return Emulator(tokens=tokens, limits=limits, faults=faults, keep=keep)
 
 
 @asynccontextmanager

@@ -21,7 +21,7 @@ from herald.api.openapi import ERRORS, body_of, idempotency_header
 from herald.api.responses import OrjsonResponse
 from herald.api.routing import RawRoute
 from herald.api.schemas import MAX_IDEMPOTENCY_KEY, BatchIn, BatchItem, BatchOut, TaskIn, TaskOut
-from herald.api.state import Gateway, correlation_id, gateway
+from herald.api.state import GatewayState, correlation_id, gateway
 from herald.api.views import task_json
 from herald.db.intake import NewTask, created_row, insert_task, insert_tasks
 from herald.metrics import INTAKE_REFUSED, TASKS_CREATED, TASKS_REPLAYED
@@ -29,7 +29,7 @@ from herald.metrics import INTAKE_REFUSED, TASKS_CREATED, TASKS_REPLAYED
 router = APIRouter(prefix="/api/tasks", tags=["intake"], route_class=RawRoute)
 
 
-def _authorize(gw: Gateway, request: Request) -> Principal:
+def _authorize(gw: GatewayState, request: Request) -> Principal:
     principal = gw.verifier.verify_header(request.headers.get("authorization"))
     principal.require_any(SCOPE_WRITE)
     return principal
@@ -113,7 +113,7 @@ async def create_task(request: Request) -> Response:
     responses=ERRORS,
     openapi_extra=body_of("BatchRequest"),
 )
-async def create_tasks(request: Request) -> Response:
+async def create_batch(request: Request) -> Response:
     gw = gateway(request)
     try:
         principal = _authorize(gw, request)

@@ -1,0 +1,19 @@
+"""Throwaway databases on a PostgreSQL server (the migrations create them: `herald.db.migrate`)."""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from herald.db.pool import asyncpg_dsn
+
+
+async def drop_database(database_url: str) -> None:
+    """DROP DATABASE ... WITH (FORCE): connections still open to it are ended."""
+    name = make_url(database_url).database
+    conn = await asyncpg.connect(asyncpg_dsn(database_url, "postgres"))
+    try:
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()
