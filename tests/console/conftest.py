@@ -38,8 +38,8 @@ from herald.api.app import create_app
 from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.delivery.claim import claim_many
-from herald.delivery.record import Transition, record
-from herald.embedded import free_port
+from herald.delivery.record import Transition, record_many
+from herald.devprocess import free_port
 from herald.states import TaskStatus
 from tests.conftest import make_settings
 
@@ -143,7 +143,8 @@ class Console:
             ),
             TaskStatus.UNCERTAIN: Transition(TaskStatus.UNCERTAIN, "ambiguous", error=error),
         }[status]
-        assert await record(self.pool, task_id, claimed.attempt, WORKER, outcome) == "sending"
+        replaced = await record_many(self.pool, WORKER, [(task_id, claimed.attempt, outcome)])
+        assert replaced == ["sending"]
 
     def reset(self) -> None:
         async def truncate() -> None:

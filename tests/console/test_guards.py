@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Page, expect
 
-from herald.embedded import free_port
+from herald.devprocess import free_port
 from herald.states import TaskStatus
 from tests.console.conftest import Console, shot, sign_in
 

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from herald.api.errors import TRANSIENT_DATABASE_ERRORS
-from herald.api.state import Gateway, gateway
+from herald.api.state import GatewayState, gateway
 from herald.console import formats
 from herald.console.sessions import COOKIE, SIGN_IN_COOKIE, Session, SessionStore
 
@@ -83,10 +83,10 @@ class ConsoleError(Exception):
 
 
 class SignInRequired(Exception):
-    pass
+    """No session (or an expired one): the handler redirects to the sign-in page."""
 
 
-def core(request: Request) -> Gateway:
+def core(request: Request) -> GatewayState:
     """The gateway's shared parts (pool, Redis, verifier, enqueuer, settings)."""
     return gateway(request)
 
