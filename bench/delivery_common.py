@@ -20,6 +20,7 @@ import asyncpg
 
 from herald.db import migrate
 from herald.db.pool import asyncpg_dsn
+from herald.keys import workers_pattern
 
 PG_SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -93,7 +94,7 @@ def worker(
 
 async def wait_workers(redis: Any, queue: str, n: int, within: float = 120) -> None:
     deadline = time.monotonic() + within
-    while len([k async for k in redis.scan_iter(match=f"{queue}:workers:*")]) < n:
+    while len([k async for k in redis.scan_iter(match=workers_pattern(queue))]) < n:
         if time.monotonic() > deadline:
             raise SystemExit("the workers did not start")
         await asyncio.sleep(0.1)

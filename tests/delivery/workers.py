@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from herald.config import Settings
 from herald.fleet import pid_of
+from herald.keys import workers_pattern
 
 HERALD = str(Path(sys.executable).with_name("herald"))
 
@@ -76,9 +77,8 @@ class WorkerProcess:
         return len(await self.pids()) >= n
 
     async def pids(self) -> list[int]:
-        keys = [
-            k async for k in self.redis.scan_iter(match=f"{self.settings.queue_name}:workers:*")
-        ]
+        pattern = workers_pattern(self.settings.queue_name)
+        keys = [k async for k in self.redis.scan_iter(match=pattern)]
         values = await self.redis.mget(keys) if keys else []
         return [pid_of(v) for v in values if v is not None]
 
