@@ -19,9 +19,10 @@ import asyncpg
 
 from herald.db import migrate
 from herald.db.pool import asyncpg_dsn
+from herald.keys import workers_pattern
 from tests.support import processes
 from tests.support.databases import drop_database
-from tests.support.processes import emulator_process, start_worker, worker_pattern
+from tests.support.processes import emulator_process, start_worker
 
 PG_SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -81,7 +82,7 @@ def worker(
 
 async def wait_workers(redis: Any, queue: str, n: int, within: float = 120) -> None:
     deadline = time.monotonic() + within
-    while len([k async for k in redis.scan_iter(match=worker_pattern(queue))]) < n:
+    while len([k async for k in redis.scan_iter(match=workers_pattern(queue))]) < n:
         if time.monotonic() > deadline:
             raise SystemExit("the workers did not start")
         await asyncio.sleep(0.1)

@@ -36,10 +36,9 @@ from bench.delivery_common import (
     worker,
 )
 from bench.stack import free_port
-from herald.config import Settings
-from herald.delivery.hints import Hints
 from herald.emulator.remote import RemoteEmulator
-from workers.broker import make_broker
+from herald.keys import all_keys_pattern
+from herald.queue import RedisQueue
 
 
 async def deferrals(port: int) -> float:
@@ -78,9 +77,9 @@ async def main() -> None:
             ids = await insert_tasks(database_url, n, chats=500)
             with worker(env, Path(tmp) / "w.log", workers=args.workers, metrics_port=metrics_port):
                 await wait_workers(redis, queue, args.workers)
-                hints = Hints(redis, make_broker(Settings(_env_file=None, queue_name=queue)), queue)
+                task_queue = RedisQueue(redis, queue)
                 for i in range(0, n, 1000):
-                    await hints.push([(task_id, None) for task_id in ids[i : i + 1000]])
+                    await task_queue.push([(task_id, None) for task_id in ids[i : i + 1000]])
                 async with RemoteEmulator(base_url) as remote:
                     await remote.wait_messages(1, timeout=60)
                     first = (await remote.messages())[0]["time"]
@@ -92,7 +91,7 @@ async def main() -> None:
                     await asyncio.sleep(1)
                     messages = await remote.messages()
                     received = await remote.received()
-            keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
+            keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
             if keys:
                 await redis.delete(*keys)
     await redis.aclose()

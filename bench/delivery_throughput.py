@@ -38,10 +38,9 @@ from bench.delivery_common import (
     wait_workers,
     worker,
 )
-from herald.config import Settings
-from herald.delivery.hints import Hints
 from herald.emulator.remote import RemoteEmulator
-from workers.broker import make_broker
+from herald.keys import all_keys_pattern
+from herald.queue import RedisQueue
 
 CONCURRENCY = 100
 
@@ -83,16 +82,16 @@ async def herald_run(
     try:
         with worker(env, log):
             await wait_workers(redis, queue, 1)
-            hints = Hints(redis, make_broker(Settings(_env_file=None, queue_name=queue)), queue)
+            task_queue = RedisQueue(redis, queue)
             started = time.perf_counter()
             for i in range(0, n, 1000):
-                await hints.push([(task_id, None) for task_id in ids[i : i + 1000]])
+                await task_queue.push([(task_id, None) for task_id in ids[i : i + 1000]])
             while await count_status(database_url, "delivered") < n:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
         return n / elapsed
     finally:
-        keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
+        keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
         if keys:
             await redis.delete(*keys)
         await redis.aclose()

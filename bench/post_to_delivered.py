@@ -38,6 +38,7 @@ from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
 from herald.emulator.remote import RemoteEmulator
+from herald.keys import all_keys_pattern
 from tests.support.processes import start_api
 
 
@@ -160,7 +161,7 @@ async def main() -> None:
                     ]
             finally:
                 api.stop(timeout=10)
-            keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
+            keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
             if keys:
                 await redis.delete(*keys)
     await redis.aclose()

@@ -34,6 +34,7 @@ from stack import JWT_SECRET, Proc, Stack, rss_kib
 
 from herald.api.auth import mint_token
 from herald.config import Settings
+from herald.keys import workers_pattern
 
 WARMUP_SECONDS = 60.0
 
@@ -43,7 +44,7 @@ def wait_for_workers(redis_url: str, queue_name: str, count: int, timeout: float
     redis = Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
     try:
-        while len(redis.keys(f"{queue_name}:workers:*")) < count:
+        while len(redis.keys(workers_pattern(queue_name))) < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"fewer than {count} workers started in {timeout} s")
             time.sleep(0.2)

@@ -19,6 +19,7 @@ import time
 from redis.asyncio import Redis
 
 from bench.delivery_common import HERALD, REDIS_URL, fresh_database, herald_env, uptime
+from herald.keys import all_keys_pattern, workers_pattern
 
 
 async def main() -> None:
@@ -43,7 +44,7 @@ async def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
                 try:
-                    while not [k async for k in redis.scan_iter(match=f"{queue}:workers:*")]:
+                    while not [k async for k in redis.scan_iter(match=workers_pattern(queue))]:
                         if proc.returncode is not None:
                             raise SystemExit("the worker exited before it was up")
                         await asyncio.sleep(0.02)
@@ -52,7 +53,7 @@ async def main() -> None:
                     proc.terminate()
                     await asyncio.wait_for(proc.wait(), 30)
     finally:
-        keys = [k async for k in redis.scan_iter(match=f"{queue}*")]
+        keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
         if keys:
             await redis.delete(*keys)
         await redis.aclose()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 # name -> ("module:function", summary); the function takes the rest of argv, returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("herald.api.server:main", "run the HTTP gateway (uvicorn)"),
-    "worker": ("workers.runner:main", "run TaskIQ delivery workers and the sweeper"),
+    "worker": ("herald.worker.runner:main", "run TaskIQ delivery workers and the sweeper"),
     "migrate": ("herald.db.migrate:main", "create the database if missing, upgrade to head"),
     "token": ("herald.api.auth:token_main", "mint a JWT for a producer or an operator"),
     "emulator": ("herald.emulator.server:main", "run the Telegram Bot API emulator"),

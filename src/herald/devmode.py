@@ -241,6 +241,7 @@ class DevStack:
         count, so the keys of a previous run killed without cleanup do not.
         """
         from herald.fleet import pid_of
+        from herald.keys import workers_pattern
 
         settings = self.child_settings()
         client = redis.Redis.from_url(settings.redis_url)
@@ -248,7 +249,7 @@ class DevStack:
 
         def announced() -> bool:
             self._check_running()
-            keys = list(client.scan_iter(match=f"{settings.queue_name}:workers:*"))
+            keys = list(client.scan_iter(match=workers_pattern(settings.queue_name)))
             pids = [pid_of(v) for v in client.mget(keys) if v is not None] if keys else []
             return sum(_is_child_of(pid, parent) for pid in pids) >= int(self.args.workers)
 

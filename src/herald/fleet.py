@@ -27,18 +27,12 @@ from dataclasses import asdict, dataclass, fields, replace
 import structlog
 from redis.asyncio import Redis
 
+from herald.keys import worker_key, workers_pattern
+
 log = structlog.get_logger(__name__)
 
 # Missed beats before the key expires: one late beat on a busy machine is not a death.
 TTL_INTERVALS = 3
-
-
-def presence_pattern(queue_name: str) -> str:
-    return f"{queue_name}:workers:*"
-
-
-def presence_key(queue_name: str, owner: str) -> str:
-    return f"{queue_name}:workers:{owner}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +73,7 @@ class SeenBeat:
 
 async def read_beats(redis: Redis, queue_name: str) -> list[SeenBeat]:
     """Every worker process whose heartbeat has not expired, oldest start first."""
-    keys = [k async for k in redis.scan_iter(match=presence_pattern(queue_name), count=1000)]
+    keys = [k async for k in redis.scan_iter(match=workers_pattern(queue_name), count=1000)]
     if not keys:
         return []
     async with redis.pipeline(transaction=False) as pipe:
@@ -114,7 +108,7 @@ class Heartbeat:
         load: Callable[[], tuple[int, int]] = lambda: (0, 0),
     ) -> None:
         self.redis = redis
-        self.key = presence_key(queue_name, owner)
+        self.key = worker_key(queue_name, owner)
         self.interval = interval
         # (in flight, handled), read at each beat.
         self.load = load

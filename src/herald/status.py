@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 from herald.config import Settings, get_settings
 from herald.fleet import SeenBeat, read_beats
+from herald.keys import queue_key
 from herald.states import TaskStatus
 
 _COUNTS_SQL = """
@@ -97,7 +98,7 @@ async def _beats(settings: Settings) -> tuple[list[SeenBeat], int]:
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
     try:
         return await read_beats(redis, settings.queue_name), int(
-            await redis.llen(settings.queue_name)
+            await redis.llen(queue_key(settings.queue_name))
         )
     except (RedisError, OSError) as exc:
         raise StoreError(f"Redis (HERALD_REDIS_URL) cannot be read: {_reason(exc)}") from None

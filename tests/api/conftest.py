@@ -14,24 +14,25 @@ from fastapi import FastAPI
 from herald.api.app import create_app
 from herald.api.auth import mint_token
 from herald.config import Settings
+from herald.queue import Hint
 from tests.conftest import make_settings
 
 
 @dataclass
 class RecordingQueue:
-    """A TaskQueue that records what it was given; `hook` runs first (it may raise)."""
+    """A TaskQueue that records each push; `hook` runs first with its task ids (it may raise)."""
 
-    calls: list[tuple[list[int], str | None]] = field(default_factory=list)
+    calls: list[list[Hint]] = field(default_factory=list)
     hook: Callable[[Sequence[int]], Any] | None = None
 
-    async def enqueue(self, task_ids: Sequence[int], correlation_id: str | None = None) -> None:
+    async def push(self, hints: Sequence[Hint]) -> None:
         if self.hook is not None:
-            await self.hook(task_ids)
-        self.calls.append((list(task_ids), correlation_id))
+            await self.hook([task_id for task_id, _ in hints])
+        self.calls.append(list(hints))
 
     @property
     def ids(self) -> list[int]:
-        return [i for ids, _ in self.calls for i in ids]
+        return [task_id for hints in self.calls for task_id, _ in hints]
 
 
 @dataclass

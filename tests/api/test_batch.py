@@ -56,7 +56,7 @@ async def test_batch_mixes_created_replayed_and_refused(api: Api) -> None:
     ]
     assert await api.count("task_events") == 3
     # Only the new task that is due now is enqueued (the scheduled one waits for the sweeper).
-    assert api.queue.calls[-1] == ([results[0]["id"]], resp.headers["x-request-id"])
+    assert api.queue.calls[-1] == [(results[0]["id"], resp.headers["x-request-id"])]
 
 
 async def test_batch_replayed_whole_is_all_replays(api: Api) -> None:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from herald.api.app import create_app
 from herald.api.auth import mint_token
+from herald.broker import make_broker
 from herald.queue import DELIVER_TASK_NAME
 from tests.api.conftest import TEXT_TASK, Api, RecordingQueue, running
 from tests.conftest import REDIS_URL, make_settings
@@ -78,7 +79,7 @@ async def test_concurrent_requests_share_pushes(api: Api) -> None:
     assert all(r.status_code == 201 for r in responses)
     assert sorted(api.queue.ids) == sorted(r.json()["id"] for r in responses)
     # Each request keeps its own correlation id even when pushed together.
-    by_id = {i: cid for ids, cid in api.queue.calls for i in ids}
+    by_id = {i: cid for hints in api.queue.calls for i, cid in hints}
     assert all(by_id[r.json()["id"]] == r.headers["x-request-id"] for r in responses)
 
 
@@ -86,7 +87,7 @@ async def test_real_broker_gets_one_taskiq_message_per_task(database_url: str) -
     settings = make_settings(database_url)
     redis = Redis.from_url(REDIS_URL)
     try:
-        app = create_app(settings)  # builds and starts workers.broker's list broker
+        app = create_app(settings)  # pushes to the Redis list the workers pop
         async with running(app) as client:
             token = mint_token(settings, "billing", ["tasks:write"])
             headers = {"Authorization": f"Bearer {token}"}
@@ -104,9 +105,9 @@ async def test_real_broker_gets_one_taskiq_message_per_task(database_url: str) -
                     for i in range(5)
                 )
             )
-            broker = app.state.gateway.enqueuer._queue.broker
-            raw = await redis.lrange(settings.queue_name, 0, -1)
-            # What the worker will see: its own formatter reads our messages back.
+            broker = make_broker(settings)
+            raw: list[bytes] = await redis.lrange(settings.queue_name, 0, -1)  # type: ignore[assignment]
+            # What the worker will see: its broker's formatter reads our messages back.
             parsed = [broker.formatter.loads(m) for m in raw]
             ids = sorted(r.json()["id"] for r in responses)
             assert sorted(m.args[0] for m in parsed) == ids

@@ -43,7 +43,7 @@ async def test_create_stores_task_and_audit_event_and_enqueues(api: Api) -> None
     assert [(e["actor"], e["from_status"], e["to_status"]) for e in events] == [
         ("client:billing", None, "pending")
     ]
-    assert api.queue.calls == [([task["id"]], "req-abc")]
+    assert api.queue.calls == [[(task["id"], "req-abc")]]
 
 
 async def test_request_id_generated_when_absent_or_malformed(api: Api) -> None:

@@ -4,7 +4,7 @@ in-process deliverers (the worker's pipeline without taskiq around it)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,11 @@ from herald.delivery.hints import Hints
 from herald.delivery.pipeline import Deliverer, worker_identity
 from herald.delivery.ratelimit import RateLimiter
 from herald.emulator.testing import EmulatorHandle
-from herald.queue import BrokerQueue
+from herald.keys import all_keys_pattern
+from herald.queue import RedisQueue
 from herald.telegram.sender import TelegramSender, make_bot
 from tests.conftest import REDIS_URL, make_settings
 from tests.delivery.workers import WorkerProcess
-from workers.broker import make_broker
 
 InsertTask = Callable[..., Awaitable[int]]
 
@@ -48,7 +48,7 @@ async def db(pool: Any) -> Any:
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(REDIS_URL)
     yield client
-    keys = [k async for k in client.scan_iter(match=f"{settings.queue_name}*")]
+    keys = [k async for k in client.scan_iter(match=all_keys_pattern(settings.queue_name))]
     if keys:
         await client.delete(*keys)
     await client.aclose()
@@ -120,7 +120,7 @@ async def make_deliverer(
             settings=s,
             pool=pool,
             sender=TelegramSender(make_bot(s)),
-            hints=Hints(redis, make_broker(s), s.queue_name),
+            hints=Hints(RedisQueue(redis, s.queue_name)),
             limiter=limiter if limiter.enabled else None,
             owner=worker_identity(),
         )
@@ -188,17 +188,19 @@ async def start_worker(
 
 
 @pytest.fixture
-async def enqueue(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[None]]]:
-    """The gateway's enqueue: one queue message per task id."""
-    broker = make_broker(settings)
-    queue = BrokerQueue(broker)
-    yield queue.enqueue
-    await broker.shutdown()
+async def enqueue(settings: Settings, redis: Redis) -> Callable[..., Awaitable[None]]:
+    """The gateway's push: one queue message per task id."""
+    queue = RedisQueue(redis, settings.queue_name)
+
+    async def push(task_ids: Sequence[int], correlation_id: str | None = None) -> None:
+        await queue.push([(task_id, correlation_id) for task_id in task_ids])
+
+    return push
 
 
 @pytest.fixture
 async def gateway(settings: Settings, db: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app (real broker, this test's queue) behind an in-process client."""
+    """The real app (pushing to this test's queue) behind an in-process client."""
     s = make_settings(settings.database_url, queue_name=settings.queue_name)
     app = create_app(s)
     writer = mint_token(s, "shop", ["tasks:write"])

@@ -14,10 +14,10 @@ from herald.delivery.claim import Claimed, claim
 from herald.delivery.hints import Hints
 from herald.delivery.sweeper import Sweeper
 from herald.emulator.testing import EmulatorHandle
+from herald.queue import RedisQueue
 from herald.states import TaskStatus
 from tests.delivery.conftest import events, insert_task, make_due, post, task_row
 from tests.support.processes import free_port
-from workers.broker import make_broker
 
 
 async def test_four_429s_then_connection_errors_get_all_max_attempts(
@@ -101,7 +101,7 @@ async def test_the_sweeper_counts_an_at_least_once_lost_send_as_a_failure(
 ) -> None:
     lost = await insert_task(db, chat_id=12, delivery="at_least_once", max_attempts=2)
     never_sent = await insert_task(db, chat_id=13, delivery="at_least_once", max_attempts=2)
-    sweeper = Sweeper(db, Hints(redis, make_broker(settings), settings.queue_name), settings)
+    sweeper = Sweeper(db, Hints(RedisQueue(redis, settings.queue_name)), settings)
     for expected in ("pending", "failed"):
         assert isinstance(await claim(db, None, "worker:dead", 3600), Claimed)
         assert isinstance(await claim(db, None, "worker:dead", 3600), Claimed)

@@ -20,11 +20,11 @@ from herald.delivery.hints import Hints
 from herald.delivery.ratelimit import RateLimiter
 from herald.delivery.sweeper import Sweeper
 from herald.emulator.testing import EmulatorHandle
+from herald.queue import RedisQueue
 from herald.states import TaskStatus
 from tests.conftest import make_settings
 from tests.delivery.conftest import events, insert_task, make_due, task_row
 from tests.delivery.workers import wait_for
-from workers.broker import make_broker
 
 LIMITS = {"rate_global_per_second": 30, "rate_chat_per_second": 1, "rate_group_per_minute": 20}
 # One message a second in total: of tasks claimed at once, the second waits ~1 s, the
@@ -39,7 +39,7 @@ def limited(settings: Settings, **overrides: Any) -> Settings:
 
 
 def sweeper(db: Any, redis: Redis, s: Settings) -> Sweeper:
-    return Sweeper(db, Hints(redis, make_broker(s), s.queue_name), s)
+    return Sweeper(db, Hints(RedisQueue(redis, s.queue_name)), s)
 
 
 async def expire_lease(db: Any, task_id: int) -> None:

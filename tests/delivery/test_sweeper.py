@@ -12,14 +12,14 @@ from herald.config import Settings
 from herald.delivery.claim import Claimed, claim
 from herald.delivery.hints import Hints
 from herald.delivery.sweeper import Sweeper
+from herald.queue import RedisQueue
 from tests.conftest import make_settings
 from tests.delivery.conftest import events, insert_task, task_row
-from workers.broker import make_broker
 
 
 def sweeper(pool: Any, redis: Redis, settings: Settings, **overrides: Any) -> Sweeper:
     s = make_settings(settings.database_url, queue_name=settings.queue_name, **overrides)
-    return Sweeper(pool, Hints(redis, make_broker(s), s.queue_name), s)
+    return Sweeper(pool, Hints(RedisQueue(redis, s.queue_name)), s)
 
 
 async def queued_ids(redis: Redis, settings: Settings) -> list[int]:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from herald.config import Settings
 from herald.emulator.testing import EmulatorHandle
+from herald.keys import all_keys_pattern, queue_client_name
 from tests.delivery.conftest import events, insert_task, task_row
 from tests.delivery.workers import wait_for
 
@@ -122,7 +123,7 @@ async def test_redis_flushed_while_pending_every_task_delivered_once(
     ids = [await insert_task(db, chat_id=1000 + i) for i in range(60)]
     await enqueue(ids)
     # Everything this deployment keeps in Redis is gone: queue, rate limits.
-    keys = [k async for k in redis.scan_iter(match=f"{settings.queue_name}*")]
+    keys = [k async for k in redis.scan_iter(match=all_keys_pattern(settings.queue_name))]
     assert keys
     await redis.delete(*keys)
     await start_worker(workers=2)
@@ -161,7 +162,7 @@ async def _all(db: Any, status: str, n: int) -> bool:
 
 
 async def _blocked_in_brpop(redis: Redis, settings: Settings) -> bool:
-    name = f"herald-queue:{settings.queue_name}"
+    name = queue_client_name(settings.queue_name)
     clients = await redis.client_list()
     return any(
         c["name"] == name and c["cmd"] == "brpop" and "b" in c["flags"] and c["idle"] == "0"

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from herald.config import Settings
 from herald.fleet import pid_of
-from tests.support.processes import HERALD, Proc, start_worker, worker_pattern
+from herald.keys import workers_pattern
+from tests.support.processes import HERALD, Proc, start_worker
 from tests.support.processes import herald_env as environment
 
 __all__ = ["HERALD", "WorkerProcess", "herald_env", "wait_for"]
@@ -69,9 +70,8 @@ class WorkerProcess:
         return len(await self.pids()) >= n
 
     async def pids(self) -> list[int]:
-        keys = [
-            k async for k in self.redis.scan_iter(match=worker_pattern(self.settings.queue_name))
-        ]
+        pattern = workers_pattern(self.settings.queue_name)
+        keys = [k async for k in self.redis.scan_iter(match=pattern)]
         values = await self.redis.mget(keys) if keys else []
         return [pid_of(v) for v in values if v is not None]
 

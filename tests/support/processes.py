@@ -191,11 +191,6 @@ def start_worker(
     return spawn(name, [HERALD, "worker", "--workers", str(processes), *args], log_dir, env)
 
 
-def worker_pattern(queue_name: str) -> str:
-    """The keys of the worker processes' heartbeats (`herald.fleet`)."""
-    return f"{queue_name}:workers:*"
-
-
 @dataclass
 class Finished:
     returncode: int
@@ -247,5 +242,4 @@ __all__ = [
     "start_api",
     "start_emulator",
     "start_worker",
-    "worker_pattern",
 ]

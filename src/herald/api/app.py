@@ -1,7 +1,7 @@
 """The gateway application: `create_app(settings, queue=None)`.
 
-Without a queue, the app builds the workers' broker (`workers.broker.make_broker`) and
-starts it in its lifespan, before the first request can enqueue.
+Without a queue, the app pushes to the workers' Redis list (`herald.queue.RedisQueue`)
+through its own Redis client; it needs no taskiq broker.
 """
 
 from __future__ import annotations
@@ -29,23 +29,16 @@ from herald.db.intake import clear_enqueued
 from herald.db.pool import create_pool
 from herald.db.session import create_engine
 from herald.metrics import keep_state_gauges_fresh
-from herald.queue import BrokerQueue, TaskQueue
+from herald.queue import RedisQueue, TaskQueue
 
 
 def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        broker = None
-        task_queue = queue
-        if task_queue is None:
-            from workers.broker import make_broker
-
-            broker = make_broker(settings)
-            await broker.startup()
-            task_queue = BrokerQueue(broker)
         pool = await create_pool(settings)
         engine = create_engine(settings)
         redis = Redis.from_url(settings.redis_url)
+        task_queue = queue if queue is not None else RedisQueue(redis, settings.queue_name)
 
         async def on_enqueue_failure(task_ids: Sequence[int]) -> None:
             await clear_enqueued(pool, task_ids)
@@ -88,8 +81,6 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             await enqueuer.aclose()
-            if broker is not None:
-                await broker.shutdown()
             await redis.aclose()
             await pool.close()
             await engine.dispose()

@@ -1,9 +1,9 @@
 """Enqueue after commit, coalescing the pushes of concurrent requests.
 
 A request calls `enqueue(ids, correlation_id)` only once its transaction committed. Ids
-from requests arriving within a tiny window (and while a push is in flight) go to Redis
-together: with taskiq-redis's list broker, one LPUSH carries all their messages, instead
-of one round trip to Redis per task.
+from requests arriving within a tiny window (and while a push is in flight) go to the
+queue together (`herald.queue`): one LPUSH carries all their messages, instead of one
+round trip to Redis per task.
 
 A failed push never fails the request (the task is committed): the ids' `enqueued_at`
 is cleared (they were never handed over), and the sweeper re-enqueues them.
@@ -12,21 +12,12 @@ is cleared (they were never handed over), and the sweeper re-enqueues them.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import orjson
 import structlog
-from redis.asyncio import Redis
-from taskiq import AsyncBroker
-from taskiq.formatters.proxy_formatter import ProxyFormatter
-from taskiq.message import TaskiqMessage
-from taskiq.serializers import JSONSerializer
-from taskiq_redis import ListQueueBroker
 
-from herald.queue import DELIVER_TASK_NAME, BrokerQueue, TaskQueue
+from herald.queue import TaskQueue
 
 log = structlog.get_logger(__name__)
 
@@ -92,8 +83,8 @@ class CoalescingEnqueuer:
 
     async def _push(self, batch: list[_Pending]) -> bool:
         try:
-            groups = [(p.task_ids, p.correlation_id) for p in batch]
-            await asyncio.wait_for(push(self._queue, groups), self._timeout)
+            hints = [(i, p.correlation_id) for p in batch for i in p.task_ids]
+            await asyncio.wait_for(self._queue.push(hints), self._timeout)
             return True
         except Exception as exc:
             ids = [i for p in batch for i in p.task_ids]
@@ -103,51 +94,3 @@ class CoalescingEnqueuer:
             except Exception as exc2:  # the sweeper still finds them once enqueued_at is stale
                 log.warning("enqueue_failure_not_recorded", error=repr(exc2))
             return False
-
-
-async def push(queue: TaskQueue, groups: Sequence[tuple[Sequence[int], str | None]]) -> None:
-    """One LPUSH for a taskiq-redis list broker; otherwise the queue's own enqueue per group."""
-    broker = queue.broker if isinstance(queue, BrokerQueue) else None
-    if not isinstance(broker, ListQueueBroker):
-        for task_ids, correlation_id in groups:
-            await queue.enqueue(task_ids, correlation_id)
-        return
-    messages = [
-        _message(broker, task_id, correlation_id)
-        for task_ids, correlation_id in groups
-        for task_id in task_ids
-    ]
-    async with Redis(connection_pool=broker.connection_pool) as redis:
-        await redis.lpush(broker.queue_name, *messages)
-
-
-_message_ids = itertools.count()
-_PROCESS_PREFIX = secrets.token_hex(6)
-
-
-def _message(broker: AsyncBroker, task_id: int, correlation_id: str | None) -> bytes:
-    """A taskiq message for the delivery task, as the broker's formatter would make it.
-
-    With taskiq's default formatter and JSON serializer, orjson writes the same JSON
-    (`TaskiqMessage.model_dump(mode="json")`) several times faster, which matters for a
-    batch of 500; message ids are a per-process prefix and a counter instead of uuid4.
-    """
-    labels = {"correlation_id": correlation_id} if correlation_id else {}
-    message_id = f"{_PROCESS_PREFIX}{next(_message_ids):x}"
-    if isinstance(broker.formatter, ProxyFormatter) and isinstance(
-        broker.serializer, JSONSerializer
-    ):
-        return orjson.dumps(
-            {
-                "task_id": message_id,
-                "task_name": DELIVER_TASK_NAME,
-                "labels": labels,
-                "labels_types": None,
-                "args": [task_id],
-                "kwargs": {},
-            }
-        )
-    message = TaskiqMessage(
-        task_id=message_id, task_name=DELIVER_TASK_NAME, labels=labels, args=[task_id], kwargs={}
-    )
-    return broker.formatter.dumps(message).message

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from herald.api.errors import ServiceUnavailable, TooManyRequests
 from herald.config import Settings
+from herald.keys import quota_key
 from herald.metrics import INTAKE_REFUSED
 
 log = structlog.get_logger(__name__)
@@ -57,7 +58,7 @@ class IntakeGuard:
     def __init__(self, settings: Settings, redis: Redis, pool: Any) -> None:
         self._quotas = settings.intake_quotas
         self._burst = settings.intake_quota_burst_seconds
-        self._prefix = f"{settings.queue_name}:quota"  # one namespace per deployment
+        self._queue_name = settings.queue_name
         self._limit = settings.intake_backlog_limit
         self._interval = settings.intake_backlog_check_seconds
         self._retry_after = settings.intake_retry_after_seconds
@@ -82,7 +83,7 @@ class IntakeGuard:
             return
         try:
             answer = self._script(
-                keys=[f"{self._prefix}:{client}"], args=[1.0 / rate, self._burst, cost]
+                keys=[quota_key(self._queue_name, client)], args=[1.0 / rate, self._burst, cost]
             )
             wait = float(await asyncio.wait_for(answer, QUOTA_TIMEOUT))
         except Exception as exc:  # Redis down or slow: admit; PostgreSQL protects itself

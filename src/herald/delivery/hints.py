@@ -1,7 +1,7 @@
 """Queue messages ("task N may be due") pushed by the worker side: the sweeper and retries.
 
-Same message format as the gateway's `herald.queue.BrokerQueue`, but many ids go in one
-LPUSH, and a retry or deferral can schedule its hint for the moment the task is due again.
+They go through the one queue (`herald.queue`), as the gateway's do; what the worker side
+adds is time: a retry or deferral schedules its hint for the moment the task is due again.
 A scheduled hint lives only in this process: if the process dies first, the sweeper finds
 the task (its `enqueued_at` goes stale).
 """
@@ -12,40 +12,24 @@ import asyncio
 from collections.abc import Sequence
 
 import structlog
-from redis.asyncio import Redis
-from taskiq import AsyncBroker
-from taskiq.message import TaskiqMessage
 
-from herald.queue import DELIVER_TASK_NAME
+from herald.queue import Hint, RedisQueue
 
 log = structlog.get_logger(__name__)
 
 
 class Hints:
-    def __init__(self, redis: Redis, broker: AsyncBroker, queue_name: str) -> None:
-        self.redis = redis
-        self.broker = broker
-        self.queue_name = queue_name
+    def __init__(self, queue: RedisQueue) -> None:
+        self.queue = queue
         self._timers: set[asyncio.TimerHandle] = set()
         self._pushes: set[asyncio.Task[None]] = set()
 
-    def _payload(self, task_id: int, correlation_id: str | None) -> bytes:
-        message = TaskiqMessage(
-            task_id=self.broker.id_generator(),
-            task_name=DELIVER_TASK_NAME,
-            labels={"correlation_id": correlation_id} if correlation_id else {},
-            args=[task_id],
-            kwargs={},
-        )
-        return self.broker.formatter.dumps(message).message
-
-    async def push(self, items: Sequence[tuple[int, str | None]]) -> None:
-        """One LPUSH for many (task id, correlation id) pairs."""
-        if items:
-            await self.redis.lpush(self.queue_name, *(self._payload(i, c) for i, c in items))
+    async def push(self, hints: Sequence[Hint]) -> None:
+        """Now, in one round trip (the sweeper's re-enqueues)."""
+        await self.queue.push(hints)
 
     async def queue_length(self) -> int:
-        return int(await self.redis.llen(self.queue_name))
+        return await self.queue.length()
 
     def push_later(self, task_id: int, correlation_id: str | None, delay: float) -> None:
         loop = asyncio.get_running_loop()

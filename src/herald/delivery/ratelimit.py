@@ -29,6 +29,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from herald.config import Settings
+from herald.keys import rate_limit_key
 
 # A chat's next send is spaced from the answer to its previous one, which came after
 # Telegram counted it; this margin only absorbs clock jitter between the processes.
@@ -102,7 +103,8 @@ def has_group_limit(chat_id: str) -> bool:
 class RateLimiter:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
-        self.prefix = f"{settings.queue_name}:rl"
+        self.queue_name = settings.queue_name
+        self.bot_key = rate_limit_key(settings.queue_name, "bot")
         self.global_interval = _interval(settings.rate_global_per_second, 1.0)
         self.chat_interval = _interval(settings.rate_chat_per_second, 1.0)
         self.group_interval = _interval(settings.rate_group_per_minute, 60.0)
@@ -125,7 +127,7 @@ class RateLimiter:
             scopes.append(
                 Scope(
                     "chat",
-                    f"{self.prefix}:chat:{chat_id}",
+                    rate_limit_key(self.queue_name, "chat", chat_id),
                     self.chat_interval + _SCOPE_MARGIN_SECONDS,
                     min(self.chat_max_wait, self.chat_interval / 2),
                     self.hold,
@@ -135,14 +137,14 @@ class RateLimiter:
             scopes.append(
                 Scope(
                     "group",
-                    f"{self.prefix}:group:{chat_id}",
+                    rate_limit_key(self.queue_name, "group", chat_id),
                     self.group_interval + _SCOPE_MARGIN_SECONDS,
                     min(self.chat_max_wait, self.group_interval / 2),
                     self.hold,
                 )
             )
         if self.global_interval:
-            scopes.append(Scope("bot", f"{self.prefix}:bot", self.global_interval, self.max_wait))
+            scopes.append(Scope("bot", self.bot_key, self.global_interval, self.max_wait))
         return scopes
 
     async def reserve(self, chat_id: str) -> Grant:

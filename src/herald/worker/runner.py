@@ -6,12 +6,16 @@ N processes (default 2), each running up to M deliveries at once (default 100) a
 sweeper. SIGTERM or SIGINT stops fetching, lets the running sends finish and record their
 outcome (at most `HERALD_TELEGRAM_TIMEOUT` plus a rate-limit wait), then exits. A process
 that dies is restarted by taskiq's process manager; if the main process dies, its worker
-processes stop as on SIGTERM (`workers.lifeline`).
+processes stop as on SIGTERM (`herald.worker.lifeline`).
+
+taskiq's worker runs on the entry point in `workers/`, named here as taskiq's CLI would
+be given it: the broker instance and the module of the task functions.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -20,6 +24,8 @@ from herald.config import get_settings
 from herald.logging import configure_logging
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+BROKER = "workers.broker:broker"
+TASKS_MODULE = "workers.tasks"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from herald.metrics import prepare_multiprocess_dir, serve_worker_metrics
 
     prepare_multiprocess_dir()
-    from workers.summary import demote_per_message_lines
+    from herald.worker.summary import demote_per_message_lines
 
     if not settings.dev_mode:
         # `herald dev` keeps them: a developer's few messages, each followed by eye.
@@ -61,14 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Import the tasks (and aiogram, whose models take seconds to build) once, here:
     # the forked processes inherit them and start at once, also when one is restarted.
-    import workers.tasks  # noqa: F401
-    from workers import lifeline
+    importlib.import_module(TASKS_MODULE)
+    from herald.worker import lifeline
 
     lifeline.remember_main(args.workers)
 
     worker_args = WorkerArgs(
-        broker="workers.broker:broker",
-        modules=["workers.tasks"],
+        broker=BROKER,
+        modules=[TASKS_MODULE],
         workers=args.workers,
         max_async_tasks=args.max_async_tasks,
         # The task takes one int from JSON: pydantic's check of it per message costs CPU.
