@@ -187,7 +187,7 @@ def start_worker(
     name: str = "worker",
 ) -> Proc:
     """`herald worker --workers N ARGS`, at once: it is up when its heartbeats are in Redis
-    (`worker_count`)."""
+    (`herald.keys.workers_pattern`)."""
     return spawn(name, [HERALD, "worker", "--workers", str(processes), *args], log_dir, env)
 
 
