@@ -14,7 +14,8 @@ twice with the same load:
 
 For each: POST latency (p50, p99), deliveries/s and created -> delivered (p50, p99) of
 the tasks posted in the window, and in (2) the tasks purged per second in it. Then the
-purge runs on alone to the end; the total is timed from the worker's spawn. Prints `uptime` before and after.
+purge runs on alone to the end; the total is timed from the worker's spawn. Prints
+`uptime` before and after.
 """
 
 from __future__ import annotations
