@@ -26,7 +26,6 @@ from herald.api.state import Gateway
 from herald.config import Settings
 from herald.db.intake import clear_enqueued
 from herald.db.pool import create_pool
-from herald.db.session import create_engine
 from herald.metrics import keep_state_gauges_fresh
 from herald.queue import BrokerQueue, TaskQueue
 
@@ -43,7 +42,6 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             await broker.startup()
             task_queue = BrokerQueue(broker)
         pool = await create_pool(settings)
-        engine = create_engine(settings)
         redis = Redis.from_url(settings.redis_url)
 
         async def on_enqueue_failure(task_ids: Sequence[int]) -> None:
@@ -60,7 +58,6 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             settings=settings,
             verifier=TokenVerifier(settings),
             pool=pool,
-            engine=engine,
             redis=redis,
             enqueuer=enqueuer,
             guard=guard,
@@ -74,7 +71,7 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             watcher = asyncio.create_task(guard.watch_backlog())
         # /metrics renders what this task last read: a scrape costs no query.
         gauges = asyncio.create_task(
-            keep_state_gauges_fresh(engine, settings.metrics_refresh_seconds)
+            keep_state_gauges_fresh(pool, settings.metrics_refresh_seconds)
         )
         try:
             yield
@@ -91,7 +88,6 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
                 await broker.shutdown()
             await redis.aclose()
             await pool.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="Herald",
