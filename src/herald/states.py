@@ -64,7 +64,10 @@ class Edge:
 _S = TaskStatus
 _A = Actor
 
-CREATED = Edge(None, _S.PENDING, _A.CLIENT, "intake", "created", "accepted by POST /api/tasks")
+CREATED = Edge(
+    None, _S.PENDING, _A.CLIENT, "intake", "created",
+    "accepted by POST /api/tasks (or as an item of /api/tasks/batch)",
+)  # fmt: skip
 CLAIMED = Edge(
     _S.PENDING, _S.SENDING, _A.WORKER, "claim", "claimed",
     "due: a worker takes it under a lease, attempt + 1, and commits before the send",
@@ -79,8 +82,8 @@ DELIVERED = Edge(
 )  # fmt: skip
 RETRY = Edge(
     _S.SENDING, _S.PENDING, _A.WORKER, "record", "retry",
-    "certainly not sent (429, another 4xx, no connection) or, at least once, ambiguous:"
-    " due again after retry_after or a backoff",
+    "certainly not sent (a 429, another 4xx, no connection), or ambiguous for an"
+    " at-least-once task: due again after retry_after or a backoff",
 )  # fmt: skip
 MIGRATED = Edge(
     _S.SENDING, _S.PENDING, _A.WORKER, "record", "migrated",
@@ -117,11 +120,11 @@ LEASE_UNSENT = Edge(
 )  # fmt: skip
 LEASE_RETRY = Edge(
     _S.SENDING, _S.PENDING, _A.SWEEPER, "lease expiry", "lease expired",
-    "as lease expired, for an at-least-once task with failures left (one more failure)",
+    "an at-least-once task's lease ran out: one more failure, due again at once",
 )  # fmt: skip
 LEASE_EXHAUSTED = Edge(
     _S.SENDING, _S.FAILED, _A.SWEEPER, "lease expiry", "lease expired",
-    "as lease expired, for an at-least-once task whose failures reach max_attempts",
+    "an at-least-once task's lease ran out and its failures reach max_attempts",
 )  # fmt: skip
 CLIENT_CANCEL = Edge(
     _S.PENDING, _S.CANCELLED, _A.CLIENT, "cancel", "cancel",

@@ -22,7 +22,6 @@ once `enqueued_at` is stale.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -30,26 +29,12 @@ from sqlalchemy import LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
-from herald.db.models import TASK_COLUMNS, Task, TaskRecord
+from herald.db.models import TASK_COLUMNS, NewTask, Task, TaskRecord
 from herald.db.pool import Executor
 from herald.db.sql import literal
 from herald.states import CREATED, TaskStatus
 
-
-class NewTask(NamedTuple):
-    """What intake stores from one request: each field goes to the column of its name."""
-
-    idempotency_key: str
-    request_hash: bytes
-    chat_id: str  # a ChatId
-    content: dict[str, Any]
-    metadata: dict[str, Any] | None
-    priority: int
-    delivery: str
-    send_at: datetime | None
-    expires_at: datetime | None
-    max_attempts: int
-
+__all__ = ["BatchStored", "NewTask", "Stored", "clear_enqueued", "insert_task", "insert_tasks"]
 
 _FIELDS = NewTask._fields
 _TYPES = {name: Task.__table__.columns[name].type for name in _FIELDS}

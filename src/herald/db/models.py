@@ -3,12 +3,13 @@
 A task is due when its status is pending and `next_attempt_at <= now()`; `next_attempt_at`
 starts at `send_at` (or the creation time) and moves forward on every retry.
 
-Each table is written twice here, side by side: as SQLAlchemy declares it (what Alembic
-and the migrations test compare with the database) and as the record the code reads
-(`TaskRecord`, `EventRecord`: the column lists of the statements, the rows they return,
-and the API's view are derived from it). `tests/test_models.py` checks the two agree, so
-a column is added here, in a migration, and in `herald.api.schemas` when the API shows
-it (docs/architecture.md, "Add a task field").
+A task is written here in its forms, side by side: the table as SQLAlchemy declares it
+(what Alembic and the migrations test compare with the database), the record the code
+reads (`TaskRecord`: the statements' column lists, the rows they return and the API's
+view are derived from it) and what intake writes (`NewTask`). `tests/test_definitions.py`
+checks that they agree, so a column is added here, in a migration, and in
+`herald.api.schemas` when the API takes or shows it (docs/architecture.md, "Add a task
+field").
 """
 
 from __future__ import annotations
@@ -171,6 +172,23 @@ class TaskRecord(NamedTuple):
     correlation_id: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class NewTask(NamedTuple):
+    """What intake stores from one request: each field goes to the column of its name
+    (the statements of `herald.db.intake` are rendered from these fields). The gateway
+    fills the fields that `TaskIn` has under the same name from the request."""
+
+    idempotency_key: str
+    request_hash: bytes
+    chat_id: str  # a ChatId
+    content: dict[str, Any]
+    metadata: dict[str, Any] | None
+    priority: int
+    delivery: str
+    send_at: datetime | None
+    expires_at: datetime | None
+    max_attempts: int
 
 
 class EventRecord(NamedTuple):

@@ -36,19 +36,20 @@ def _authorize(gw: Gateway, request: Request) -> Principal:
     return principal
 
 
+# The columns intake takes from the request as they are: NewTask's fields that TaskIn has.
+_AS_SENT = tuple(
+    name for name in NewTask._fields if name in TaskIn.model_fields and name != "max_attempts"
+)
+
+
 def _new_task(task: TaskIn, key: str, default_attempts: int) -> NewTask:
     content = task.content()
     return NewTask(
         idempotency_key=key,
         request_hash=task.request_hash(content),
-        chat_id=task.chat_id,
         content=content,
-        metadata=task.metadata,
-        priority=task.priority,
-        delivery=task.delivery.value,
-        send_at=task.send_at,
-        expires_at=task.expires_at,
         max_attempts=task.max_attempts or default_attempts,
+        **{name: getattr(task, name) for name in _AS_SENT},
     )
 
 
