@@ -145,7 +145,7 @@ async def create_tasks(request: Request) -> Response:
             continue
         new = _new_task(item, item.idempotency_key, gw.settings.max_attempts)
         first.setdefault(new.idempotency_key, new)
-        results.append(_result(index, item.idempotency_key, "pending", new=new))
+        results.append(_result(index, item.idempotency_key, "undecided", new=new))
 
     stored = await insert_tasks(
         gw.pool, principal.client, list(first.values()), cid, _actor(principal)
