@@ -34,10 +34,9 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from herald.states import TaskStatus
+from herald.db.pool import Executor
+from herald.db.stats import count_tasks
 
 __all__ = ["CONTENT_TYPE_LATEST", "keep_state_gauges_fresh", "render_gateway_metrics"]
 
@@ -81,26 +80,18 @@ TASKS_REFRESHED = Gauge(
     "When the last reading of herald_tasks and herald_tasks_due began (Unix time).",
 )
 
-_STATE_SQL = text(
-    "SELECT status, count(*) AS n,"
-    " count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS due"
-    " FROM tasks GROUP BY status"
-)
 
-
-async def refresh_state_gauges(engine: AsyncEngine) -> None:
+async def refresh_state_gauges(pool: Executor) -> None:
     """One query: counts per status and the due backlog."""
     started = time.time()  # the values are as of (at least) this moment
-    async with engine.connect() as conn:
-        rows = (await conn.execute(_STATE_SQL)).all()
-    counts = {row.status: row.n for row in rows}
-    for status in TaskStatus:
-        TASKS_BY_STATUS.labels(status=status.value).set(counts.get(status.value, 0))
-    TASKS_DUE.set(sum(row.due for row in rows))
+    counts = await count_tasks(pool)
+    for status, n in counts.by_status.items():
+        TASKS_BY_STATUS.labels(status=status.value).set(n)
+    TASKS_DUE.set(counts.due)
     TASKS_REFRESHED.set(started)
 
 
-async def keep_state_gauges_fresh(engine: AsyncEngine, interval: float) -> None:
+async def keep_state_gauges_fresh(pool: Executor, interval: float) -> None:
     """Refresh the state gauges now, then every `interval` seconds, until cancelled.
 
     A failed refresh keeps the last values (and their timestamp) and tries again at the
@@ -112,7 +103,7 @@ async def keep_state_gauges_fresh(engine: AsyncEngine, interval: float) -> None:
             # refresh finishes is swallowed by wait_for, and the lifespan's shutdown then
             # waited on this loop forever (seen as a hung test teardown).
             async with asyncio.timeout(max(interval, 10.0)):
-                await refresh_state_gauges(engine)
+                await refresh_state_gauges(pool)
         except Exception as exc:
             logger.warning("metrics.refresh_failed", error=type(exc).__name__)
         await asyncio.sleep(interval)

@@ -14,9 +14,9 @@ asked for; otherwise 1 with a line saying what is missing. An unreachable store 
 and one line naming it, never a traceback.
 
 Cost: one SCAN and one pipelined GET/PTTL per worker process in Redis, an LLEN, and three
-statements in one read-only snapshot of PostgreSQL: the counts by status (a scan of
-`tasks`, as the gateway's /metrics does), the oldest pending and the uncertain tasks (both
-by the `(status, id)` index).
+statements in one read-only snapshot of PostgreSQL (`herald.db.stats`): the counts by
+status (a scan of `tasks`, as the gateway's /metrics does), the oldest pending and the
+uncertain tasks (both by the `(status, id)` index).
 """
 
 from __future__ import annotations
@@ -38,23 +38,6 @@ from herald.config import Settings, get_settings
 from herald.fleet import SeenBeat, read_beats
 from herald.keys import queue_key
 from herald.states import TaskStatus
-
-_COUNTS_SQL = """
-SELECT status, count(*) AS n,
-       count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS due,
-       extract(epoch FROM now() - min(next_attempt_at)
-               FILTER (WHERE status = 'pending' AND next_attempt_at <= now())) AS due_wait
-FROM tasks GROUP BY status
-"""
-_OLDEST_PENDING_SQL = """
-SELECT id, chat_id, created_at, next_attempt_at, attempt,
-       extract(epoch FROM now() - created_at) AS age
-FROM tasks WHERE status = 'pending' ORDER BY id LIMIT 1
-"""
-_UNCERTAIN_SQL = """
-SELECT id, client, chat_id, attempt, updated_at, last_error
-FROM tasks WHERE status = 'uncertain' ORDER BY id LIMIT $1
-"""
 
 
 class StoreError(RuntimeError):
@@ -111,6 +94,7 @@ async def _tasks(settings: Settings, uncertain_limit: int) -> dict[str, Any]:
     # starts faster without asyncpg and SQLAlchemy.
     import asyncpg
 
+    from herald.db import stats
     from herald.db.pool import asyncpg_dsn
 
     try:
@@ -118,42 +102,40 @@ async def _tasks(settings: Settings, uncertain_limit: int) -> dict[str, Any]:
         try:
             # One snapshot: the uncertain count and its list agree.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                counts = await conn.fetch(_COUNTS_SQL)
-                oldest = await conn.fetchrow(_OLDEST_PENDING_SQL)
-                uncertain = await conn.fetch(_UNCERTAIN_SQL, uncertain_limit)
+                counts = await stats.count_tasks(conn)
+                oldest = await stats.oldest_pending(conn)
+                uncertain = await stats.uncertain_tasks(conn, uncertain_limit)
         finally:
             await conn.close()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StoreError(
             f"PostgreSQL (HERALD_DATABASE_URL) cannot be read: {_reason(exc)}"
         ) from None
-    by_status = {status.value: 0 for status in TaskStatus}
-    by_status.update({row["status"]: row["n"] for row in counts})
-    waits = [float(row["due_wait"]) for row in counts if row["due_wait"] is not None]
+    wait = counts.oldest_due_wait
     return {
-        "by_status": by_status,
-        "due_backlog": sum(row["due"] for row in counts),
-        "due_backlog_oldest_wait_seconds": round(max(waits), 3) if waits else None,
+        "by_status": {status.value: n for status, n in counts.by_status.items()},
+        "due_backlog": counts.due,
+        "due_backlog_oldest_wait_seconds": None if wait is None else round(wait, 3),
         "oldest_pending": None
         if oldest is None
         else {
-            "id": oldest["id"],
-            "chat_id": oldest["chat_id"],
-            "attempt": oldest["attempt"],
-            "created_at": oldest["created_at"].isoformat(timespec="seconds"),
-            "next_attempt_at": oldest["next_attempt_at"].isoformat(timespec="seconds"),
-            "age_seconds": round(float(oldest["age"]), 3),
+            "id": oldest.id,
+            "chat_id": oldest.chat_id,
+            "attempt": oldest.attempt,
+            "created_at": oldest.created_at.isoformat(timespec="seconds"),
+            "next_attempt_at": oldest.next_attempt_at.isoformat(timespec="seconds"),
+            "age_seconds": round(oldest.age_seconds, 3),
         },
         "uncertain": [
             {
-                "id": row["id"],
-                "client": row["client"],
-                "chat_id": row["chat_id"],
-                "attempt": row["attempt"],
-                "since": row["updated_at"].isoformat(timespec="seconds"),
-                "last_error": row["last_error"],
+                "id": task.id,
+                "client": task.client,
+                "chat_id": task.chat_id,
+                "attempt": task.attempt,
+                "since": task.since.isoformat(timespec="seconds"),
+                "last_error": task.last_error,
             }
-            for row in uncertain
+            for task in uncertain
         ],
     }
 
@@ -192,7 +174,10 @@ async def gather(settings: Settings, *, uncertain_limit: int = 20) -> dict[str, 
         "workers": [_worker(seen) for seen in beats],
         "queue": {"name": settings.queue_name, "length": queue_length},
         "tasks": {k: v for k, v in tasks.items() if k != "uncertain"},
-        "uncertain": {"count": tasks["by_status"]["uncertain"], "tasks": tasks["uncertain"]},
+        "uncertain": {
+            "count": tasks["by_status"][TaskStatus.UNCERTAIN],
+            "tasks": tasks["uncertain"],
+        },
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from herald.chat_id import ChatId
 from herald.emulator.testing import EmulatorHandle
 from herald.telegram.sender import TelegramSender, make_bot
 from tests.api.conftest import Api
@@ -22,7 +23,7 @@ async def _send_stored(api: Api, emulator: EmulatorHandle, body: dict[str, Any])
     settings = api.settings.model_copy(update={"telegram_api_url": emulator.base_url})
     sender = TelegramSender(make_bot(settings))
     try:
-        await sender.send(row["chat_id"], row["content"])
+        await sender.send(ChatId(row["chat_id"]), row["content"])
     finally:
         await sender.close()
     request: dict[str, Any] = emulator.received[-1]

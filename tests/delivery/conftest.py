@@ -1,9 +1,11 @@
 """Delivery fixtures: an asyncpg pool over the session's database, a Redis client, the
-emulator, a helper that inserts tasks the way the gateway stores them, and a factory for
+emulator, a helper that inserts tasks with the gateway's own insert, and a factory for
 in-process deliverers (the worker's pipeline without taskiq around it)."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +18,8 @@ from redis.asyncio import Redis
 from herald.api.app import create_app
 from herald.api.auth import mint_token
 from herald.config import Settings
-from herald.db.pool import create_pool
+from herald.db import intake
+from herald.db.pool import Pool, create_pool
 from herald.delivery.hints import Hints
 from herald.delivery.pipeline import Deliverer, worker_identity
 from herald.delivery.ratelimit import RateLimiter
@@ -31,14 +34,14 @@ InsertTask = Callable[..., Awaitable[int]]
 
 
 @pytest.fixture(scope="session")
-async def pool(database_url: str) -> AsyncIterator[Any]:
+async def pool(database_url: str) -> AsyncIterator[Pool]:
     p = await create_pool(make_settings(database_url), max_size=10)
     yield p
     await p.close()
 
 
 @pytest.fixture
-async def db(pool: Any) -> Any:
+async def db(pool: Pool) -> Pool:
     """The pool, over empty tables."""
     await pool.execute("TRUNCATE task_events, tasks RESTART IDENTITY CASCADE")
     return pool
@@ -62,7 +65,7 @@ def tg(telegram_emulator: EmulatorHandle) -> EmulatorHandle:
 
 
 async def insert_task(
-    pool: Any,
+    pool: Pool,
     chat_id: int | str = 42,
     text: str = "hello",
     *,
@@ -74,32 +77,28 @@ async def insert_task(
     client: str = "tests",
     key: str | None = None,
 ) -> int:
-    """Insert a pending task as intake does; returns its id."""
-    task_id: int = await pool.fetchval(
-        """
-        INSERT INTO tasks (client, idempotency_key, request_hash, chat_id, content, priority,
-                           delivery, send_at, expires_at, max_attempts, next_attempt_at,
-                           enqueued_at)
-        VALUES ($1, coalesce($2, gen_random_uuid()::text), '\\x00', $3, $4::jsonb, $5, $6,
-                $7, $8, $9, coalesce($7, now()), now())
-        RETURNING id
-        """,
-        client,
-        key,
-        str(chat_id),
-        {"text": text},
-        priority,
-        delivery,
-        send_at,
-        expires_at,
-        max_attempts,
+    """Insert a pending task with intake's insert (no request validation, so a test may
+    store what the API would refuse, such as an `expires_at` already past); its id."""
+    key = key or uuid.uuid4().hex
+    new = intake.NewTask(
+        idempotency_key=key,
+        request_hash=hashlib.sha256(key.encode()).digest(),
+        chat_id=str(chat_id),
+        content={"text": text},
+        metadata=None,
+        priority=priority,
+        delivery=delivery,
+        send_at=send_at,
+        expires_at=expires_at,
+        max_attempts=max_attempts,
     )
-    return task_id
+    stored = await intake.insert_task(pool, client, new, None, f"client:{client}")
+    return stored.task.id
 
 
 @pytest.fixture
 async def make_deliverer(
-    settings: Settings, pool: Any, redis: Redis, tg: EmulatorHandle
+    settings: Settings, pool: Pool, redis: Redis, tg: EmulatorHandle
 ) -> AsyncIterator[Callable[..., Awaitable[Deliverer]]]:
     """Build a deliverer against the emulator; closed at the end of the test."""
     made: list[Deliverer] = []
@@ -133,11 +132,11 @@ async def make_deliverer(
         await d.sender.close()
 
 
-async def task_row(pool: Any, task_id: int) -> Any:
+async def task_row(pool: Pool, task_id: int) -> Any:
     return await pool.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id)
 
 
-async def events(pool: Any, task_id: int) -> list[tuple[str | None, str, str | None]]:
+async def events(pool: Pool, task_id: int) -> list[tuple[str | None, str, str | None]]:
     rows = await pool.fetch(
         "SELECT from_status, to_status, reason FROM task_events WHERE task_id = $1 ORDER BY id",
         task_id,
@@ -145,7 +144,7 @@ async def events(pool: Any, task_id: int) -> list[tuple[str | None, str, str | N
     return [(r["from_status"], r["to_status"], r["reason"]) for r in rows]
 
 
-async def make_due(pool: Any, task_id: int) -> None:
+async def make_due(pool: Pool, task_id: int) -> None:
     """Skip a backoff or deferral instead of sleeping through it."""
     await pool.execute("UPDATE tasks SET next_attempt_at = now() WHERE id = $1", task_id)
 

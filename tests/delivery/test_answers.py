@@ -96,4 +96,4 @@ async def test_mistyped_5xx_and_garbage_are_uncertain_and_not_resent(
     assert await deliverer.handle(garbage) is None
     # The garbage answer came after the message was accepted: it may have been, and was, sent.
     assert [m["chat_id"] for m in tg.messages()] == [82]
-    assert [e[1] for e in await events(db, garbage)] == ["sending", "uncertain"]
+    assert [e[1] for e in await events(db, garbage)] == ["pending", "sending", "uncertain"]

@@ -108,6 +108,7 @@ async def test_worker_whose_claim_was_taken_back_sends_nothing(
     assert await deliverer.handle(second) is TaskStatus.DELIVERED
     assert len(tg.messages(42)) == 1
     assert [e[1] for e in await events(db, second)] == [
+        "pending",
         "sending",
         "pending",
         "sending",

@@ -27,6 +27,7 @@ async def test_delivered_once_with_message_id_and_events(
     assert row["telegram_message_id"] == sent[0]["message_id"]
     assert row["lease_owner"] is None
     assert await events(db, task_id) == [
+        (None, "pending", "created"),
         ("pending", "sending", "claimed"),
         ("sending", "delivered", "delivered"),
     ]
@@ -86,6 +87,7 @@ async def test_429_waits_retry_after_then_delivers(
     assert await deliverer.handle(task_id) is TaskStatus.DELIVERED
     assert len(tg.messages(5)) == 1
     assert [e[1] for e in await events(db, task_id)] == [
+        "pending",
         "sending",
         "pending",
         "sending",
@@ -186,7 +188,10 @@ async def test_expired_task_fails_without_a_send(
     row = await task_row(db, task_id)
     assert (row["status"], row["last_error"]) == ("failed", "expired")
     assert tg.received == []
-    assert await events(db, task_id) == [("pending", "failed", "expired")]
+    assert await events(db, task_id) == [
+        (None, "pending", "created"),
+        ("pending", "failed", "expired"),
+    ]
 
 
 async def test_group_upgraded_to_supergroup_is_sent_to_the_new_id(

@@ -13,7 +13,7 @@ from herald.delivery.claim import Claimed, Deferred, claim
 from herald.delivery.ratelimit import RateLimiter
 from herald.states import TaskStatus
 from tests.conftest import make_settings
-from tests.delivery.conftest import insert_task, task_row
+from tests.delivery.conftest import events, insert_task, task_row
 
 
 def limiter(redis: Redis, settings: Settings, **rates: Any) -> RateLimiter:
@@ -114,10 +114,11 @@ async def test_a_task_that_cannot_get_a_token_is_deferred_not_claimed(
     assert isinstance(deferred, Deferred)
     assert deferred.id == second
     row = await task_row(db, second)
-    # Still pending, attempt untouched, due again when the chat frees; no audit row.
+    # Still pending, attempt untouched, due again when the chat frees; no audit row
+    # besides its creation.
     assert (row["status"], row["attempt"], row["lease_owner"]) == (TaskStatus.PENDING, 0, None)
     assert row["next_attempt_at"] == row["enqueued_at"]
-    assert await db.fetchval("SELECT count(*) FROM task_events WHERE task_id = $1", second) == 0
+    assert await events(db, second) == [(None, "pending", "created")]
     assert await claim(db, rl, "worker:t", 30) is None
     assert deferred.wait >= 0.1  # looks again after the chat's horizon
     assert deferred.scope == "chat"

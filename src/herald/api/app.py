@@ -27,7 +27,6 @@ from herald.config import Settings
 from herald.console import install_console
 from herald.db.intake import clear_enqueued
 from herald.db.pool import create_pool
-from herald.db.session import create_engine
 from herald.metrics import keep_state_gauges_fresh
 from herald.queue import RedisQueue, TaskQueue
 
@@ -36,7 +35,6 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
-        engine = create_engine(settings)
         redis = Redis.from_url(settings.redis_url)
         task_queue = queue if queue is not None else RedisQueue(redis, settings.queue_name)
 
@@ -54,7 +52,6 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             settings=settings,
             verifier=TokenVerifier(settings),
             pool=pool,
-            engine=engine,
             redis=redis,
             enqueuer=enqueuer,
             guard=guard,
@@ -68,7 +65,7 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             watcher = asyncio.create_task(guard.watch_backlog())
         # /metrics renders what this task last read: a scrape costs no query.
         gauges = asyncio.create_task(
-            keep_state_gauges_fresh(engine, settings.metrics_refresh_seconds)
+            keep_state_gauges_fresh(pool, settings.metrics_refresh_seconds)
         )
         try:
             yield
@@ -83,7 +80,6 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
             await enqueuer.aclose()
             await redis.aclose()
             await pool.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="Herald",

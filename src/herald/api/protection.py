@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 
 from herald.api.errors import ServiceUnavailable, TooManyRequests
 from herald.config import Settings
+from herald.db.pool import Executor
+from herald.db.stats import due_backlog
 from herald.keys import quota_key
 from herald.metrics import INTAKE_REFUSED
 
@@ -47,15 +48,9 @@ return '0'
 # A quota check slower than this admits the request (Redis restarting must not stall intake).
 QUOTA_TIMEOUT = 0.5
 
-_DUE_BACKLOG = """
-SELECT count(*) FROM (
-    SELECT 1 FROM tasks WHERE status = 'pending' AND next_attempt_at <= now() LIMIT $1
-) due
-"""
-
 
 class IntakeGuard:
-    def __init__(self, settings: Settings, redis: Redis, pool: Any) -> None:
+    def __init__(self, settings: Settings, redis: Redis, pool: Executor) -> None:
         self._quotas = settings.intake_quotas
         self._burst = settings.intake_quota_burst_seconds
         self._queue_name = settings.queue_name
@@ -98,7 +93,7 @@ class IntakeGuard:
             )
 
     async def refresh_backlog(self) -> int:
-        count: int = await self._pool.fetchval(_DUE_BACKLOG, self._limit + 1)
+        count = await due_backlog(self._pool, self._limit + 1)
         self.backlog = count
         self.backlog_checked.set()
         return count

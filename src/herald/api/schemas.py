@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -30,8 +30,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from herald.chat_id import ChatId
 from herald.markup import text_length
-from herald.states import DeliveryMode, TaskStatus
+from herald.states import OPERATOR_TARGETS, DeliveryMode, TaskStatus
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -42,9 +43,7 @@ MAX_BUTTONS = 100
 MAX_BUTTONS_PER_ROW = 8
 MAX_METADATA_BYTES = 16_384
 MAX_IDEMPOTENCY_KEY = 255
-CHAT_ID_LIMIT = 2**52  # Telegram: chat ids fit in 52 bits
 
-_USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}")
 _BUTTON_URL = re.compile(r"(https?|tg)://[^\s]{1,2040}")
 # What Telegram may fetch or look up: an http(s) URL (something after the //) or a file_id
 # (URL-safe base64, never short). Not a path, file://, attach:// (a part of this same
@@ -119,7 +118,7 @@ class TaskIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    chat_id: StrictInt | str = Field(description="a chat id, or @channelusername")
+    chat_id: ChatId = Field(description="a chat id, or @channelusername")
     # Before text and caption: their validators parse them in this mode.
     parse_mode: Literal["HTML", "MarkdownV2"] | None = None
     text: Text | None = None
@@ -137,19 +136,6 @@ class TaskIn(BaseModel):
     max_attempts: StrictInt | None = Field(None, ge=1, le=100)
     delivery: DeliveryMode = DeliveryMode.EXACTLY_ONCE
     metadata: dict[str, Any] | None = Field(None, description="free JSON kept for the producer")
-
-    @field_validator("chat_id")
-    @classmethod
-    def _chat_id(cls, value: int | str) -> int | str:
-        if isinstance(value, str):
-            if _USERNAME.fullmatch(value):
-                return value
-            if not re.fullmatch(r"-?[0-9]{1,16}", value):
-                raise ValueError("must be an integer or @channelusername")
-            value = int(value)
-        if value == 0 or abs(value) >= CHAT_ID_LIMIT:
-            raise ValueError("out of range")
-        return value
 
     @field_validator("text")
     @classmethod
@@ -249,7 +235,7 @@ class TaskIn(BaseModel):
         canonical = orjson.dumps(
             [
                 self.content() if content is None else content,
-                self.chat_id,
+                self.chat_id.ref,
                 self.send_at,
                 self.expires_at,
                 self.priority,
@@ -365,12 +351,20 @@ class EventList(BaseModel):
     items: list[EventOut]
 
 
+# The statuses an operator may ask for, from the transition table (herald.states): a new
+# operator transition is then a 409 or a 200 by the table, never a 422 by the schema.
+if TYPE_CHECKING:
+    OperatorTarget = str
+else:
+    OperatorTarget = Literal[tuple(s.value for s in OPERATOR_TARGETS)]
+
+
 class TaskPatch(BaseModel):
     """An operator transition: resend (to pending), cancel, or resolve an uncertain task."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["pending", "cancelled", "delivered", "failed"]
+    status: OperatorTarget
     reason: Annotated[SafeStr, Field(max_length=1000)] | None = None
     telegram_message_id: StrictInt | None = Field(
         None, ge=1, description="resolving as delivered: the message Telegram reported"

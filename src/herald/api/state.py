@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.api.auth import TokenVerifier
 from herald.api.enqueue import CoalescingEnqueuer
 from herald.api.protection import IntakeGuard
 from herald.config import Settings
+from herald.db.pool import Pool
 
 
 @dataclass(slots=True)
 class GatewayState:
     settings: Settings
     verifier: TokenVerifier
-    pool: Any  # asyncpg.Pool: every API query
-    engine: AsyncEngine  # SQLAlchemy, for the metrics' state query only
+    pool: Pool  # every API query, and the metrics' counts
     redis: Redis  # readiness
     enqueuer: CoalescingEnqueuer
     guard: IntakeGuard  # quotas and backpressure

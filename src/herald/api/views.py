@@ -1,4 +1,9 @@
-"""Rows as the API shows them (the shape of `schemas.TaskOut` / `EventOut`), and cursors."""
+"""Tasks and events as the API shows them, and cursors.
+
+The views are derived: a task shows the columns of `TaskRecord` that `schemas.TaskOut`
+declares, its chat id as the API takes it (`ChatId.ref`), and its stored content's
+fields; an event shows `EventOut`'s columns of `EventRecord`.
+"""
 
 from __future__ import annotations
 
@@ -6,55 +11,39 @@ import base64
 import binascii
 from typing import Any
 
+from pydantic import BaseModel
+
 from herald.api.errors import ApiError
-
-_TASK_FIELDS = (
-    "id",
-    "idempotency_key",
-    "status",
-    "send_at",
-    "expires_at",
-    "priority",
-    "delivery",
-    "max_attempts",
-    "attempt",
-    "failures",
-    "next_attempt_at",
-    "metadata",
-    "telegram_message_id",
-    "last_error_code",
-    "last_error",
-    "correlation_id",
-    "created_at",
-    "updated_at",
-)
-_EVENT_FIELDS = (
-    "id",
-    "at",
-    "actor",
-    "from_status",
-    "to_status",
-    "attempt",
-    "reason",
-    "error_code",
-    "details",
-)
+from herald.api.schemas import EventOut, TaskOut
+from herald.chat_id import ChatId
+from herald.db.models import EventRecord, TaskRecord
 
 
-def chat_id_out(stored: str) -> int | str:
-    """Stored as text; numeric ids go back out as the integers they came in as."""
-    return int(stored) if stored.lstrip("-").isdigit() else stored
+def _shown(
+    out: type[BaseModel], columns: tuple[str, ...], *, apart: tuple[str, ...] = ()
+) -> tuple[tuple[str, int], ...]:
+    """(name, position in the record) of each column that `out` shows."""
+    return tuple(
+        (name, columns.index(name))
+        for name in out.model_fields
+        if name in columns and name not in apart
+    )
 
 
-def task_json(row: Any) -> dict[str, Any]:
-    data = {name: row[name] for name in _TASK_FIELDS}
-    data["chat_id"] = chat_id_out(row["chat_id"])
-    data.update(row["content"])
+# chat_id is shown converted; the content's fields come from `content`.
+_TASK_VIEW = _shown(TaskOut, TaskRecord._fields, apart=("chat_id",))
+_EVENT_VIEW = _shown(EventOut, EventRecord._fields)
+
+
+def task_json(task: TaskRecord) -> dict[str, Any]:
+    data = {name: task[i] for name, i in _TASK_VIEW}
+    data["chat_id"] = ChatId(task.chat_id).ref
+    data.update(task.content)
     return data
 
 
-def event_json(row: Any) -> dict[str, Any]:
-    return {name: row[name] for name in _EVENT_FIELDS}
+def event_json(event: EventRecord) -> dict[str, Any]:
+    return {name: event[i] for name, i in _EVENT_VIEW}
 
 
 class InvalidCursor(ApiError):

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from herald.api.views import InvalidCursor, chat_id_out, decode_cursor, encode_cursor
+from herald.api.views import InvalidCursor, decode_cursor, encode_cursor
+from herald.chat_id import ChatId
 from herald.console.actions import ACTIONS, UNCERTAIN_RESEND_WARNING, available
 from herald.console.filters import parse_filter
 from herald.console.message import message_html, preview
@@ -83,7 +84,7 @@ def task_context(row: Any) -> dict[str, Any]:
     return {
         "task": row,
         "content": content,
-        "chat_id": chat_id_out(row["chat_id"]),
+        "chat_id": ChatId(row["chat_id"]).ref,
         "message": message_html(body, content.get("parse_mode")),
         "media": next(
             ((k, content[k]) for k in ("photo", "document") if k in content), (None, None)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from herald.db.intake import TASK_COLUMNS
+from herald.db.models import TASK_COLUMNS
 from herald.states import OPERATOR_TRANSITIONS, TaskStatus
 
 # The distinct clients, one index probe each (PostgreSQL 15 has no skip scan).

@@ -1,13 +1,21 @@
 """The two tables: tasks (one row per accepted notification) and task_events (its audit trail).
 
-A task is due when `status = 'pending' AND next_attempt_at <= now()`; `next_attempt_at`
+A task is due when its status is pending and `next_attempt_at <= now()`; `next_attempt_at`
 starts at `send_at` (or the creation time) and moves forward on every retry.
+
+A task is written here in its forms, side by side: the table as SQLAlchemy declares it
+(what Alembic and the migrations test compare with the database), the record the code
+reads (`TaskRecord`: the statements' column lists, the rows they return and the API's
+view are derived from it) and what intake writes (`NewTask`). `tests/test_definitions.py`
+checks that they agree, so a column is added here, in a migration, and in
+`herald.api.schemas` when the API takes or shows it (docs/architecture.md, "Add a task
+field").
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -27,11 +35,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from herald.db.base import Base
+from herald.db.sql import literal, literals
 from herald.states import FINAL_STATUSES, DeliveryMode, TaskStatus
 
-_STATUSES = ", ".join(f"'{s.value}'" for s in TaskStatus)
-_FINALS = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
-_MODES = ", ".join(f"'{m.value}'" for m in DeliveryMode)
+_STATUSES = literals(TaskStatus)
+_FINALS = literals(sorted(FINAL_STATUSES))
+_MODES = literals(DeliveryMode)
+_PENDING = literal(TaskStatus.PENDING)
+_SENDING = literal(TaskStatus.SENDING)
 
 
 class Task(Base):
@@ -48,11 +59,13 @@ class Task(Base):
     # Free JSON kept for the producer, never interpreted.
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
     priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
-    delivery: Mapped[str] = mapped_column(Text, server_default=text("'exactly_once'"))
+    delivery: Mapped[str] = mapped_column(
+        Text, server_default=text(literal(DeliveryMode.EXACTLY_ONCE))
+    )
     send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    status: Mapped[str] = mapped_column(Text, server_default=text(_PENDING))
     # Claims made: fences each attempt's record. `failures` counts the attempts that failed
     # (never a 429), and `max_attempts` bounds it (delivery/policy.py).
     attempt: Mapped[int] = mapped_column(Integer, server_default=text("0"))
@@ -88,9 +101,9 @@ class Task(Base):
             "ix_tasks_due",
             text("priority DESC"),
             "next_attempt_at",
-            postgresql_where=text("status = 'pending'"),
+            postgresql_where=text(f"status = {_PENDING}"),
         ),
-        Index("ix_tasks_lease", "lease_expires_at", postgresql_where=text("status = 'sending'")),
+        Index("ix_tasks_lease", "lease_expires_at", postgresql_where=text(f"status = {_SENDING}")),
         # Listing: newest first, cursor on id; per client, status and chat.
         Index("ix_tasks_client_id", "client", "id"),
         Index("ix_tasks_status_id", "status", "id"),
@@ -123,3 +136,75 @@ class TaskEvent(Base):
     # Telegram's error_code, when the transition came from one.
     error_code: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class TaskRecord(NamedTuple):
+    """A task as the code reads it: every column of `tasks`, by the column's name.
+
+    A NamedTuple: made from an asyncpg row in one call (`TaskRecord._make(row)`), since
+    the statements select `TASK_COLUMNS` in this order.
+    """
+
+    id: int
+    client: str
+    idempotency_key: str
+    request_hash: bytes
+    chat_id: str
+    content: dict[str, Any]
+    metadata: dict[str, Any] | None
+    priority: int
+    delivery: str
+    send_at: datetime | None
+    expires_at: datetime | None
+    status: str
+    attempt: int
+    failures: int
+    max_attempts: int
+    next_attempt_at: datetime
+    enqueued_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    send_started: bool | None
+    telegram_message_id: int | None
+    migrated_chat_id: str | None
+    last_error_code: int | None
+    last_error: str | None
+    correlation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewTask(NamedTuple):
+    """What intake stores from one request: each field goes to the column of its name
+    (the statements of `herald.db.intake` are rendered from these fields). The gateway
+    fills the fields that `TaskIn` has under the same name from the request."""
+
+    idempotency_key: str
+    request_hash: bytes
+    chat_id: str  # a ChatId
+    content: dict[str, Any]
+    metadata: dict[str, Any] | None
+    priority: int
+    delivery: str
+    send_at: datetime | None
+    expires_at: datetime | None
+    max_attempts: int
+
+
+class EventRecord(NamedTuple):
+    """An audit event as the code reads it (every column of `task_events`)."""
+
+    id: int
+    task_id: int
+    at: datetime
+    actor: str
+    from_status: str | None
+    to_status: str
+    attempt: int | None
+    reason: str | None
+    error_code: int | None
+    details: dict[str, Any] | None
+
+
+TASK_COLUMNS = ", ".join(TaskRecord._fields)
+EVENT_COLUMNS = ", ".join(EventRecord._fields)

@@ -24,6 +24,8 @@ all of it lives in PostgreSQL. A claim that sends at once has no gate (NULL): th
 between its commit and its request is the send itself.
 
 A task past `expires_at` is failed here with the reason `expired` instead of claimed.
+The statements render their statuses and reasons from the transition table
+(`herald.states`: CLAIMED, EXPIRED_UNSENT).
 """
 
 from __future__ import annotations
@@ -34,40 +36,52 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from herald.chat_id import ChatId
+from herald.db.pool import Executor, Pool, Row
+from herald.db.sql import literal
 from herald.delivery.ratelimit import Grant, RateLimiter
+from herald.states import CLAIMED, EXPIRED_UNSENT, TaskStatus
 
+# What a claim reads of a task (see `Claimed`).
 _COLUMNS = (
     "id, status, attempt, failures, chat_id, migrated_chat_id, content, delivery,"
     " max_attempts, expires_at, created_at, send_at, correlation_id"
 )
+_PENDING = literal(TaskStatus.PENDING)
+_SENDING = literal(CLAIMED.to)
+_FAILED = literal(EXPIRED_UNSENT.to)
+_EXPIRED = literal(EXPIRED_UNSENT.reason)
+# The claim's audit event: claimed, or expired when the claim failed the task instead.
+_EVENT = f"""
+    INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
+    SELECT id, {{actor}}, {_PENDING}, status, attempt,
+           CASE WHEN status = {_FAILED} THEN {_EXPIRED}
+                ELSE {literal(CLAIMED.reason)} END
+    FROM claimed"""
 
 # The pick and the claim in one statement. An expired task goes straight to failed.
 _CLAIM_SQL = f"""
 WITH picked AS (
     SELECT id, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
     FROM tasks
-    WHERE status = 'pending' AND next_attempt_at <= now()
+    WHERE status = {_PENDING} AND next_attempt_at <= now()
     ORDER BY priority DESC, next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE tasks t SET
-        status = CASE WHEN p.expired THEN 'failed' ELSE 'sending' END,
+        status = CASE WHEN p.expired THEN {_FAILED} ELSE {_SENDING} END,
         attempt = t.attempt + CASE WHEN p.expired THEN 0 ELSE 1 END,
         lease_owner = CASE WHEN p.expired THEN NULL ELSE $1 END,
         lease_expires_at = CASE WHEN p.expired THEN NULL
                            ELSE now() + make_interval(secs => $2) END,
-        last_error = CASE WHEN p.expired THEN 'expired' ELSE t.last_error END,
+        last_error = CASE WHEN p.expired THEN {_EXPIRED} ELSE t.last_error END,
         send_started = NULL,
         updated_at = now()
     FROM picked p
     WHERE t.id = p.id
     RETURNING {", ".join("t." + c.strip() for c in _COLUMNS.split(","))}
-), event AS (
-    INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
-    SELECT id, $1, 'pending', status, attempt,
-           CASE WHEN status = 'failed' THEN 'expired' ELSE 'claimed' END
-    FROM claimed
+), event AS ({_EVENT.format(actor="$1")}
 )
 SELECT * FROM claimed
 """
@@ -75,7 +89,7 @@ SELECT * FROM claimed
 _PICK_SQL = f"""
 SELECT {_COLUMNS}, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
 FROM tasks
-WHERE status = 'pending' AND next_attempt_at <= now()
+WHERE status = {_PENDING} AND next_attempt_at <= now()
 ORDER BY priority DESC, next_attempt_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED
@@ -84,20 +98,16 @@ FOR UPDATE SKIP LOCKED
 _TAKE_SQL = f"""
 WITH claimed AS (
     UPDATE tasks SET
-        status = CASE WHEN $4 THEN 'failed' ELSE 'sending' END,
+        status = CASE WHEN $4 THEN {_FAILED} ELSE {_SENDING} END,
         attempt = attempt + CASE WHEN $4 THEN 0 ELSE 1 END,
         lease_owner = CASE WHEN $4 THEN NULL ELSE $2 END,
         lease_expires_at = CASE WHEN $4 THEN NULL ELSE now() + make_interval(secs => $3) END,
-        last_error = CASE WHEN $4 THEN 'expired' ELSE last_error END,
+        last_error = CASE WHEN $4 THEN {_EXPIRED} ELSE last_error END,
         send_started = CASE WHEN $5 THEN false END,
         updated_at = now()
     WHERE id = $1
     RETURNING {_COLUMNS}
-), event AS (
-    INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
-    SELECT id, $2, 'pending', status, attempt,
-           CASE WHEN status = 'failed' THEN 'expired' ELSE 'claimed' END
-    FROM claimed
+), event AS ({_EVENT.format(actor="$2")}
 )
 SELECT * FROM claimed
 """
@@ -117,7 +127,7 @@ class Claimed:
     id: int
     attempt: int  # this claim's number: the fence of its record
     failures: int  # failed attempts before this one: what max_attempts bounds
-    chat_id: str  # where to send: the supergroup's id once a group migrated
+    chat_id: ChatId  # where to send: the supergroup's id once a group migrated
     content: dict[str, Any]
     delivery: str
     max_attempts: int
@@ -143,14 +153,14 @@ class Deferred:
 ClaimResult = Claimed | Expired | Deferred | None
 
 
-def _result(row: Any, wait: float = 0.0, gated: bool = False) -> Claimed | Expired:
-    if row["status"] == "failed":
+def _result(row: Row, wait: float = 0.0, gated: bool = False) -> Claimed | Expired:
+    if row["status"] == EXPIRED_UNSENT.to:
         return Expired(row["id"])
     return Claimed(
         id=row["id"],
         attempt=row["attempt"],
         failures=row["failures"],
-        chat_id=row["migrated_chat_id"] or row["chat_id"],
+        chat_id=ChatId(row["migrated_chat_id"] or row["chat_id"]),
         content=row["content"],
         delivery=row["delivery"],
         max_attempts=row["max_attempts"],
@@ -163,7 +173,7 @@ def _result(row: Any, wait: float = 0.0, gated: bool = False) -> Claimed | Expir
 
 
 async def claim_many(
-    pool: Any, owner: str, lease_seconds: float, n: int
+    pool: Executor, owner: str, lease_seconds: float, n: int
 ) -> list[Claimed | Expired]:
     """Without rate limits: the n best due tasks in one statement (fewer when fewer are due)."""
     rows = await pool.fetch(_CLAIM_SQL, owner, float(lease_seconds), n)
@@ -171,7 +181,7 @@ async def claim_many(
 
 
 async def claim(
-    pool: Any, limiter: RateLimiter | None, owner: str, lease_seconds: float
+    pool: Pool, limiter: RateLimiter | None, owner: str, lease_seconds: float
 ) -> ClaimResult:
     """Claim the best due task for `owner`; None when nothing is due."""
     if limiter is None or not limiter.enabled:
@@ -195,19 +205,20 @@ async def claim(
         taken = await conn.fetchrow(
             _TAKE_SQL, row["id"], owner, lease_seconds + grant.wait, expired, gated
         )
+        assert taken is not None  # locked by the pick
         return _result(taken, grant.wait, gated=gated)
 
 
-_OPEN_GATES_SQL = """
+_OPEN_GATES_SQL = f"""
 UPDATE tasks t SET send_started = true
 FROM unnest($2::bigint[], $3::int[]) AS g(id, attempt)
 WHERE t.id = g.id AND t.attempt = g.attempt AND t.lease_owner = $1
-  AND t.status = 'sending' AND t.send_started = false
+  AND t.status = {_SENDING} AND t.send_started = false
 RETURNING t.id
 """
 
 
-async def open_gates(pool: Any, owner: str, claims: Sequence[tuple[int, int]]) -> list[bool]:
+async def open_gates(pool: Executor, owner: str, claims: Sequence[tuple[int, int]]) -> list[bool]:
     """Open the send gates of `owner`'s claims (task id, attempt) in one statement: for
     each, whether it may send (False: the sweeper took the task back first)."""
     rows = await pool.fetch(_OPEN_GATES_SQL, owner, [c[0] for c in claims], [c[1] for c in claims])

@@ -16,11 +16,11 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from herald.config import Settings
+from herald.db.pool import Pool
 from herald.delivery.claim import (
     Claimed,
     ClaimResult,
@@ -43,7 +43,7 @@ from herald.metrics import (
     TASKS_FINISHED,
     TELEGRAM_ERRORS,
 )
-from herald.states import TaskStatus
+from herald.states import Actor, TaskStatus
 from herald.telegram.sender import TelegramSender
 
 log = structlog.get_logger(__name__)
@@ -51,13 +51,13 @@ log = structlog.get_logger(__name__)
 
 def worker_identity() -> str:
     """The lease owner and audit actor of this process: unique even across restarts."""
-    return f"worker:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{Actor.WORKER}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
 class Deliverer:
     settings: Settings
-    pool: Any
+    pool: Pool
     sender: TelegramSender
     hints: Hints
     limiter: RateLimiter | None

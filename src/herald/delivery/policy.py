@@ -25,7 +25,16 @@ from herald.config import Settings
 from herald.delivery.claim import Claimed
 from herald.delivery.classify import SendResult, Verdict
 from herald.delivery.record import Transition
-from herald.states import DeliveryMode, TaskStatus
+from herald.states import (
+    AMBIGUOUS,
+    DELIVERED,
+    EXHAUSTED,
+    EXPIRED,
+    MIGRATED,
+    REJECTED,
+    RETRY,
+    DeliveryMode,
+)
 
 
 def backoff(failures: int, settings: Settings) -> float:
@@ -40,15 +49,15 @@ def backoff(failures: int, settings: Settings) -> float:
 def decide(task: Claimed, result: SendResult, settings: Settings) -> Transition:
     code = result.error_code
     if result.verdict is Verdict.DELIVERED:
-        return Transition(TaskStatus.DELIVERED, "delivered", message_id=result.message_id)
+        return Transition(DELIVERED.to, DELIVERED.reason, message_id=result.message_id)
     if result.verdict is Verdict.FAILED:
         return Transition(
-            TaskStatus.FAILED, "rejected", error_code=code, error=result.error, failed=True
+            REJECTED.to, REJECTED.reason, error_code=code, error=result.error, failed=True
         )
     if result.verdict is Verdict.MIGRATE:
         return Transition(
-            TaskStatus.PENDING,
-            "migrated",
+            MIGRATED.to,
+            MIGRATED.reason,
             error_code=code,
             error=result.error,
             retry_in=0.0,
@@ -56,7 +65,7 @@ def decide(task: Claimed, result: SendResult, settings: Settings) -> Transition:
             details={"migrate_to_chat_id": result.migrate_to},
         )
     if result.verdict is Verdict.AMBIGUOUS and task.delivery != DeliveryMode.AT_LEAST_ONCE:
-        return Transition(TaskStatus.UNCERTAIN, "ambiguous", error_code=code, error=result.error)
+        return Transition(AMBIGUOUS.to, AMBIGUOUS.reason, error_code=code, error=result.error)
     # Certainly not sent (or an at-least-once task): try again later, if it may.
     failed = not result.flow_control
     if not failed:
@@ -68,8 +77,8 @@ def decide(task: Claimed, result: SendResult, settings: Settings) -> Transition:
         failures = task.failures + 1
         if failures >= task.max_attempts:
             return Transition(
-                TaskStatus.FAILED,
-                "attempts exhausted",
+                EXHAUSTED.to,
+                EXHAUSTED.reason,
                 error_code=code,
                 error=result.error,
                 failed=True,
@@ -79,11 +88,11 @@ def decide(task: Claimed, result: SendResult, settings: Settings) -> Transition:
         task.expires_at
     ):
         return Transition(
-            TaskStatus.FAILED, "expired", error_code=code, error=result.error, failed=failed
+            EXPIRED.to, EXPIRED.reason, error_code=code, error=result.error, failed=failed
         )
     return Transition(
-        TaskStatus.PENDING,
-        "retry",
+        RETRY.to,
+        RETRY.reason,
         error_code=code,
         error=result.error,
         retry_in=delay,

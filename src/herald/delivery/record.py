@@ -6,7 +6,8 @@ It applies only while the task is still `sending` under this worker's lease for 
 attempt, so a worker that outlived its lease cannot overwrite a newer state. The one
 exception: a definite success over an `uncertain` of the same attempt (the sweeper gave
 up on a slow send that then succeeded) still records `delivered`, so no operator resends
-a message that the service knows arrived.
+a message that the service knows arrived. Which (from, to) a record may make is the
+transition table's (`herald.states`, action "record"), rendered into the fence.
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from herald.states import TaskStatus
+from herald.db.pool import Executor
+from herald.db.sql import literal
+from herald.states import TaskStatus, pairs
 
-# One row per outcome in the arrays; each applies only under its own fence.
-_RECORD_SQL = """
+_EDGES = ", ".join(f"({literal(frm)}, {literal(to)})" for frm, to in sorted(pairs("record")))
+_SENDING = literal(TaskStatus.SENDING)
+
+# One row per outcome in the arrays; each applies only under its own fence: this attempt,
+# an edge of the table, and while sending, this worker's lease.
+_RECORD_SQL = f"""
 WITH v AS (
     SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::int[],
                          $7::text[], $8::float8[], $9::text[], $10::text[], $11::text[],
@@ -45,8 +52,8 @@ WITH v AS (
         updated_at = now()
     FROM v JOIN old ON old.id = v.id
     WHERE t.id = v.id AND t.attempt = v.attempt
-      AND ((old.status = 'sending' AND t.lease_owner = $1)
-           OR (v.status = 'delivered' AND old.status = 'uncertain'))
+      AND (old.status, v.status) IN ({_EDGES})
+      AND (old.status <> {_SENDING} OR t.lease_owner = $1)
     RETURNING t.id, t.attempt, old.status AS from_status, v.status AS to_status, v.reason,
               v.error_code, v.details
 ), event AS (
@@ -78,7 +85,7 @@ class Transition:
 Outcome = tuple[int, int, "Transition"]  # task id, attempt, what it ends in
 
 
-async def record_many(pool: Any, owner: str, outcomes: Sequence[Outcome]) -> list[str | None]:
+async def record_many(pool: Executor, owner: str, outcomes: Sequence[Outcome]) -> list[str | None]:
     """Apply the outcomes of `owner`'s attempts in one statement.
 
     For each, in order: the status it replaced, or None when its fence refused it.

@@ -17,22 +17,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 import structlog
 
 from herald.config import Settings
+from herald.db.pool import Executor
+from herald.db.sql import literals
 from herald.states import FINAL_STATUSES
 
 log = structlog.get_logger(__name__)
 
-# The partial index ix_tasks_final_updated (migration 0005) serves the oldest-first pick.
-_PURGE_SQL = """
+# The partial index ix_tasks_final_updated (migration 0005) serves the oldest-first pick:
+# the statuses are written as its predicate is, so even a generic plan can use it.
+_PURGE_SQL = f"""
 WITH doomed AS (
     SELECT id FROM tasks
-    WHERE status = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $2)
+    WHERE status IN ({literals(sorted(FINAL_STATUSES))})
+      AND updated_at < now() - make_interval(secs => $1)
     ORDER BY updated_at
-    LIMIT $3
+    LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), events AS (
     DELETE FROM task_events e USING doomed WHERE e.task_id = doomed.id
@@ -40,14 +43,12 @@ WITH doomed AS (
 DELETE FROM tasks t USING doomed WHERE t.id = doomed.id
 """
 
-_FINAL = sorted(str(s) for s in FINAL_STATUSES)
-
 
 class Retention:
     """Purges expired final tasks: a run every `retention_interval_seconds`, each run in
     batches until nothing expired is left."""
 
-    def __init__(self, pool: Any, settings: Settings) -> None:
+    def __init__(self, pool: Executor, settings: Settings) -> None:
         self.pool = pool
         self.settings = settings
 
@@ -55,7 +56,6 @@ class Retention:
         """Delete one batch of expired final tasks; returns how many tasks went."""
         status = await self.pool.execute(
             _PURGE_SQL,
-            _FINAL,
             self.settings.retention_days * 86_400.0,
             self.settings.retention_batch_size,
         )

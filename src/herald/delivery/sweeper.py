@@ -14,7 +14,8 @@ Each pass:
    flushed or restarted). Skipped while the queue is already long: the workers are behind,
    and more hints would only repeat what is queued.
 
-Beside the passes, retention (`retention.py`) purges old final tasks.
+Beside the passes, retention (`retention.py`) purges old final tasks. The transitions of
+pass 1 are the table's "lease expiry" rows (`herald.states`).
 """
 
 from __future__ import annotations
@@ -22,32 +23,58 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from herald.config import Settings
+from herald.db.pool import Executor, Row
+from herald.db.sql import literal
 from herald.delivery.hints import Hints
 from herald.delivery.retention import Retention
+from herald.states import (
+    LEASE_EXHAUSTED,
+    LEASE_LOST,
+    LEASE_RETRY,
+    LEASE_UNSENT,
+    DeliveryMode,
+    TaskStatus,
+)
 
 log = structlog.get_logger(__name__)
 
-_EXPIRE_LEASES_SQL = """
+_AT_LEAST_ONCE = literal(DeliveryMode.AT_LEAST_ONCE)
+_SENDING = literal(TaskStatus.SENDING)
+
+# Which lease expiry a task's is: one of the table's four, by the task as it was.
+_CASE = f"""CASE
+        WHEN NOT t.send_started THEN {{unsent}}
+        WHEN t.delivery = {_AT_LEAST_ONCE} AND t.failures + 1 < t.max_attempts THEN {{retry}}
+        WHEN t.delivery = {_AT_LEAST_ONCE} THEN {{exhausted}}
+        ELSE {{lost}} END"""
+
+
+def _case(field: str) -> str:
+    """The CASE above, answering each edge's `field` ("to" or "reason")."""
+    edges = {"unsent": LEASE_UNSENT, "retry": LEASE_RETRY, "exhausted": LEASE_EXHAUSTED}
+    return _CASE.format(
+        lost=literal(getattr(LEASE_LOST, field)),
+        **{name: literal(getattr(edge, field)) for name, edge in edges.items()},
+    )
+
+
+_EXPIRE_LEASES_SQL = f"""
 WITH stale AS (
-    SELECT id FROM tasks
-    WHERE status = 'sending' AND lease_expires_at < now()
+    SELECT id, {_case("to")} AS status, {_case("reason")} AS reason
+    FROM tasks t
+    WHERE status = {_SENDING} AND lease_expires_at < now()
     ORDER BY lease_expires_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ), moved AS (
     UPDATE tasks t SET
-        status = CASE
-            WHEN NOT t.send_started THEN 'pending'
-            WHEN t.delivery = 'at_least_once' AND t.failures + 1 < t.max_attempts THEN 'pending'
-            WHEN t.delivery = 'at_least_once' THEN 'failed'
-            ELSE 'uncertain' END,
+        status = stale.status,
         failures = t.failures + CASE
-            WHEN t.delivery = 'at_least_once' AND t.send_started IS DISTINCT FROM false
+            WHEN t.delivery = {_AT_LEAST_ONCE} AND t.send_started IS DISTINCT FROM false
             THEN 1 ELSE 0 END,
         next_attempt_at = now(),
         lease_owner = NULL,
@@ -58,21 +85,21 @@ WITH stale AS (
         updated_at = now()
     FROM stale
     WHERE t.id = stale.id
-    RETURNING t.id, t.status, t.attempt, coalesce(NOT t.send_started, false) AS not_sent
+    RETURNING t.id, t.status, t.attempt, coalesce(NOT t.send_started, false) AS not_sent,
+              stale.reason
 ), event AS (
     INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
-    SELECT id, 'sweeper', 'sending', status, attempt,
-           CASE WHEN not_sent THEN 'lease expired before the send' ELSE 'lease expired' END
+    SELECT id, {literal(LEASE_LOST.actor)}, {_SENDING}, status, attempt, reason
     FROM moved
 )
 SELECT id, status, not_sent FROM moved
 """
 
-_REQUEUE_SQL = """
+_REQUEUE_SQL = f"""
 UPDATE tasks t SET enqueued_at = now()
 FROM (
     SELECT id FROM tasks
-    WHERE status = 'pending' AND next_attempt_at <= now()
+    WHERE status = {literal(TaskStatus.PENDING)} AND next_attempt_at <= now()
       AND (coalesce(enqueued_at, created_at) < next_attempt_at
            OR coalesce(enqueued_at, created_at) < now() - make_interval(secs => $2))
     ORDER BY priority DESC, next_attempt_at
@@ -91,7 +118,7 @@ class SweepResult:
 
 
 class Sweeper:
-    def __init__(self, pool: Any, hints: Hints, settings: Settings) -> None:
+    def __init__(self, pool: Executor, hints: Hints, settings: Settings) -> None:
         self.pool = pool
         self.hints = hints
         self.settings = settings
@@ -103,7 +130,7 @@ class Sweeper:
             log.warning(
                 "lease_expired", task_id=row["id"], status=row["status"], not_sent=row["not_sent"]
             )
-        requeued: list[Any] = []
+        requeued: list[Row] = []
         if await self.hints.queue_length() < self.settings.sweep_max_queue_length:
             # The hints go out after the commit; a crash in between leaves enqueued_at
             # fresh, and the next pass after requeue_after_seconds covers the task again.

@@ -24,6 +24,7 @@ from aiogram.methods import SendDocument, SendMessage, SendPhoto
 from aiogram.methods.base import Response
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 
+from herald.chat_id import ChatId
 from herald.config import Settings
 
 # aiogram validates every answer with `Response[method.__returning__]`. pydantic keeps
@@ -42,14 +43,6 @@ def make_bot(settings: Settings, *, connections: int = 100) -> Bot:
     return Bot(settings.bot_token, session=session)
 
 
-def chat_ref(chat_id: str) -> int | str:
-    """Numeric ids go as integers, `@channel` usernames as they are."""
-    try:
-        return int(chat_id)
-    except ValueError:
-        return chat_id
-
-
 def _markup(content: dict[str, Any]) -> InlineKeyboardMarkup | None:
     buttons = content.get("buttons")
     if not buttons:
@@ -61,10 +54,10 @@ def _markup(content: dict[str, Any]) -> InlineKeyboardMarkup | None:
     )
 
 
-def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
+def build_send_message(chat_id: ChatId, content: dict[str, Any]) -> SendMessage:
     markup = _markup(content)
     return SendMessage(
-        chat_id=chat_ref(chat_id),
+        chat_id=chat_id.ref,
         text=content["text"],
         parse_mode=content.get("parse_mode"),
         disable_notification=content.get("disable_notification"),
@@ -75,12 +68,14 @@ def build_send_message(chat_id: str, content: dict[str, Any]) -> SendMessage:
     )
 
 
-def build_request(chat_id: str, content: dict[str, Any]) -> SendMessage | SendPhoto | SendDocument:
+def build_request(
+    chat_id: ChatId, content: dict[str, Any]
+) -> SendMessage | SendPhoto | SendDocument:
     """sendMessage for text; sendPhoto / sendDocument (URL or file_id, optional caption)."""
     if "photo" not in content and "document" not in content:
         return build_send_message(chat_id, content)
     common: dict[str, Any] = {
-        "chat_id": chat_ref(chat_id),
+        "chat_id": chat_id.ref,
         "caption": content.get("caption"),
         "parse_mode": content.get("parse_mode"),
         "disable_notification": content.get("disable_notification"),
@@ -99,7 +94,7 @@ class TelegramSender:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
-    async def send(self, chat_id: str, content: dict[str, Any]) -> int:
+    async def send(self, chat_id: ChatId, content: dict[str, Any]) -> int:
         message = await self.bot(build_request(chat_id, content))
         return message.message_id
 

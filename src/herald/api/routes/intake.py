@@ -23,8 +23,9 @@ from herald.api.routing import RawRoute
 from herald.api.schemas import MAX_IDEMPOTENCY_KEY, BatchIn, BatchItem, BatchOut, TaskIn, TaskOut
 from herald.api.state import GatewayState, correlation_id, gateway
 from herald.api.views import task_json
-from herald.db.intake import NewTask, created_row, insert_task, insert_tasks
+from herald.db.intake import BatchStored, NewTask, insert_task, insert_tasks
 from herald.metrics import INTAKE_REFUSED, TASKS_CREATED, TASKS_REPLAYED
+from herald.states import CREATED
 
 router = APIRouter(prefix="/api/tasks", tags=["intake"], route_class=RawRoute)
 
@@ -35,20 +36,25 @@ def _authorize(gw: GatewayState, request: Request) -> Principal:
     return principal
 
 
+# The columns intake takes from the request as they are: NewTask's fields that TaskIn has.
+_AS_SENT = tuple(
+    name for name in NewTask._fields if name in TaskIn.model_fields and name != "max_attempts"
+)
+
+
 def _new_task(task: TaskIn, key: str, default_attempts: int) -> NewTask:
     content = task.content()
     return NewTask(
         idempotency_key=key,
         request_hash=task.request_hash(content),
-        chat_id=str(task.chat_id),
         content=content,
-        metadata=task.metadata,
-        priority=task.priority,
-        delivery=task.delivery.value,
-        send_at=task.send_at,
-        expires_at=task.expires_at,
         max_attempts=task.max_attempts or default_attempts,
+        **{name: getattr(task, name) for name in _AS_SENT},
     )
+
+
+def _actor(principal: Principal) -> str:
+    return f"{CREATED.actor}:{principal.client}"
 
 
 def _idempotency_key(request: Request) -> str:
@@ -88,22 +94,19 @@ async def create_task(request: Request) -> Response:
     await gw.guard.admit(principal.client)
     cid = correlation_id(request)
     new = _new_task(task, key, gw.settings.max_attempts)
-    stored = await insert_task(gw.pool, principal.client, new, cid, f"client:{principal.client}")
-    row = stored.row
-    if stored.created:
+    created, stored = await insert_task(gw.pool, principal.client, new, cid, _actor(principal))
+    if created:
         TASKS_CREATED.inc()
-        if row["enqueued_at"] is not None:
-            await gw.enqueuer.enqueue([row["id"]], cid)
+        if stored.enqueued_at is not None:
+            await gw.enqueuer.enqueue([stored.id], cid)
         return OrjsonResponse(
-            task_json(created_row(new, row, cid)),
-            status_code=201,
-            headers={"Location": f"/api/tasks/{row['id']}"},
+            task_json(stored), status_code=201, headers={"Location": f"/api/tasks/{stored.id}"}
         )
-    if row["request_hash"] != new.request_hash:
+    if stored.request_hash != new.request_hash:
         INTAKE_REFUSED.labels(reason="idempotency_key_reused").inc()
         raise _key_reused()
     TASKS_REPLAYED.inc()
-    return OrjsonResponse(task_json(row), headers={"Idempotent-Replayed": "true"})
+    return OrjsonResponse(task_json(stored), headers={"Idempotent-Replayed": "true"})
 
 
 @router.post(
@@ -142,10 +145,10 @@ async def create_batch(request: Request) -> Response:
             continue
         new = _new_task(item, item.idempotency_key, gw.settings.max_attempts)
         first.setdefault(new.idempotency_key, new)
-        results.append(_result(index, item.idempotency_key, "pending", new=new))
+        results.append(_result(index, item.idempotency_key, "undecided", new=new))
 
     stored = await insert_tasks(
-        gw.pool, principal.client, list(first.values()), cid, f"client:{principal.client}"
+        gw.pool, principal.client, list(first.values()), cid, _actor(principal)
     )
     counts = {"created": 0, "replayed": 0, "error": 0}
     due: list[int] = []
@@ -181,7 +184,7 @@ def _settle(
     res: dict[str, Any],
     new: NewTask,
     inserted: NewTask,
-    stored: Any,
+    stored: BatchStored,
     due: list[int],
 ) -> None:
     """Decide one item: created, replayed (same body as the stored task) or refused."""

@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from herald.api.errors import error_response
 from herald.api.responses import OrjsonResponse
 from herald.api.state import gateway
+from herald.db.pool import ping
 from herald.metrics import CONTENT_TYPE_LATEST, render_gateway_metrics
 
 router = APIRouter(tags=["system"])
@@ -26,7 +27,7 @@ async def ready(request: Request) -> Response:
     gw = gateway(request)
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(gw.pool.fetchval("SELECT 1"), READY_TIMEOUT)
+        await asyncio.wait_for(ping(gw.pool), READY_TIMEOUT)
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"error: {exc!r}"

@@ -6,6 +6,7 @@ Visibility: a token with `tasks:read` (or `tasks:manage`) sees every task; one w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,16 +17,20 @@ from herald.api.body import parse_json, read_body
 from herald.api.errors import Conflict, NotFound, Unprocessable
 from herald.api.openapi import ERRORS
 from herald.api.responses import OrjsonResponse
-from herald.api.schemas import EventList, TaskIn, TaskOut, TaskPage, TaskPatch, UtcDatetime
+from herald.api.schemas import EventList, TaskOut, TaskPage, TaskPatch, UtcDatetime
 from herald.api.state import correlation_id, gateway
 from herald.api.views import decode_cursor, encode_cursor, event_json, task_json
+from herald.chat_id import ChatId
 from herald.db import tasks as repo
-from herald.states import OPERATOR_TRANSITIONS, TaskStatus
+from herald.states import OPERATOR_TRANSITIONS, Actor, TaskStatus, allowed
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-CANCEL_ONLY = {(TaskStatus.PENDING, TaskStatus.CANCELLED): "cancel"}
+# DELETE: each actor's transitions to cancelled, from the table.
+CANCEL = {
+    actor: allowed(actor, to=TaskStatus.CANCELLED) for actor in (Actor.CLIENT, Actor.OPERATOR)
+}
 
 
 def _visible_client(principal: Principal) -> str | None:
@@ -42,10 +47,10 @@ def _not_found(task_id: int) -> NotFound:
 
 @router.get("/{task_id}", response_model=TaskOut, responses=ERRORS, summary="One task")
 async def get_task(task_id: TaskId, principal: PrincipalDep, request: Request) -> Response:
-    row = await repo.get_task(gateway(request).pool, task_id, _visible_client(principal))
-    if row is None:
+    task = await repo.get_task(gateway(request).pool, task_id, _visible_client(principal))
+    if task is None:
         raise _not_found(task_id)
-    return OrjsonResponse(task_json(row))
+    return OrjsonResponse(task_json(task))
 
 
 @router.get("", response_model=TaskPage, responses=ERRORS, summary="List tasks, newest first")
@@ -67,16 +72,16 @@ async def list_tasks(
         created_before=created_before,
         before_id=decode_cursor(cursor) if cursor else None,
     )
-    rows = await repo.list_tasks(gateway(request).pool, where, limit)
-    next_cursor = encode_cursor(rows[-1]["id"]) if len(rows) == limit else None
-    return OrjsonResponse({"items": [task_json(r) for r in rows], "next_cursor": next_cursor})
+    tasks = await repo.list_tasks(gateway(request).pool, where, limit)
+    next_cursor = encode_cursor(tasks[-1].id) if len(tasks) == limit else None
+    return OrjsonResponse({"items": [task_json(t) for t in tasks], "next_cursor": next_cursor})
 
 
-def _chat_filter(chat_id: str | None) -> str | None:
+def _chat_filter(chat_id: str | None) -> ChatId | None:
     if chat_id is None:
         return None
     try:
-        return str(TaskIn.model_validate({"chat_id": chat_id, "text": "x"}).chat_id)
+        return ChatId.parse(chat_id)
     except ValueError:
         raise Unprocessable(
             "chat_id must be an integer or @channelusername", details={"chat_id": chat_id}
@@ -88,8 +93,8 @@ async def list_events(task_id: TaskId, principal: PrincipalDep, request: Request
     pool = gateway(request).pool
     if await repo.get_task(pool, task_id, _visible_client(principal)) is None:
         raise _not_found(task_id)
-    rows = await repo.list_events(pool, task_id)
-    return OrjsonResponse({"items": [event_json(r) for r in rows]})
+    events = await repo.list_events(pool, task_id)
+    return OrjsonResponse({"items": [event_json(e) for e in events]})
 
 
 @router.patch(
@@ -116,7 +121,7 @@ async def patch_task(task_id: TaskId, principal: PrincipalDep, request: Request)
         task_id,
         target,
         allowed=OPERATOR_TRANSITIONS,
-        actor=f"operator:{principal.client}",
+        actor=f"{Actor.OPERATOR}:{principal.client}",
         client=None,
         reason=patch.reason,
         telegram_message_id=patch.telegram_message_id,
@@ -128,12 +133,17 @@ async def patch_task(task_id: TaskId, principal: PrincipalDep, request: Request)
 )
 async def cancel_task(task_id: TaskId, principal: PrincipalDep, request: Request) -> Response:
     if principal.has(SCOPE_MANAGE):
-        actor, client = f"operator:{principal.client}", None
+        kind, client = Actor.OPERATOR, None
     else:
         principal.require_any(SCOPE_WRITE, SCOPE_MANAGE)
-        actor, client = f"client:{principal.client}", principal.client
+        kind, client = Actor.CLIENT, principal.client
     return await _transition(
-        request, task_id, TaskStatus.CANCELLED, allowed=CANCEL_ONLY, actor=actor, client=client
+        request,
+        task_id,
+        TaskStatus.CANCELLED,
+        allowed=CANCEL[kind],
+        actor=f"{kind}:{principal.client}",
+        client=client,
     )
 
 
@@ -142,7 +152,7 @@ async def _transition(
     task_id: int,
     target: TaskStatus,
     *,
-    allowed: dict[tuple[TaskStatus, TaskStatus], str],
+    allowed: Mapping[tuple[TaskStatus, TaskStatus], str],
     actor: str,
     client: str | None,
     reason: str | None = None,
@@ -150,7 +160,7 @@ async def _transition(
 ) -> Response:
     gw = gateway(request)
     try:
-        row = await repo.transition(
+        task = await repo.transition(
             gw.pool,
             task_id,
             target,
@@ -169,8 +179,8 @@ async def _transition(
                 "allowed": sorted(to.value for frm, to in allowed if frm.value == exc.current),
             },
         ) from None
-    if row is None:
+    if task is None:
         raise _not_found(task_id)
     if target is TaskStatus.PENDING:  # resend: the transaction committed, hand it over
         await gw.enqueuer.enqueue([task_id], correlation_id(request))
-    return OrjsonResponse(task_json(row))
+    return OrjsonResponse(task_json(task))
