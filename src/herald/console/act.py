@@ -57,7 +57,7 @@ async def confirm_page(task_id: TaskId, name: str, request: Request) -> Response
             "action": action,
             "allowed": action.allowed_from(row["status"]),
             "uncertain_warning": UNCERTAIN_RESEND_WARNING
-            if action.name == "resend" and row["status"] == "uncertain"
+            if action.name == "resend" and row["status"] == TaskStatus.UNCERTAIN
             else None,
         },
     )

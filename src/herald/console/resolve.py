@@ -44,7 +44,7 @@ async def resolve_page(request: Request) -> Response:
         "task": None,
     }
     if row is not None:
-        events = await repo.list_events(pool, row["id"])
+        events = [e._asdict() for e in await repo.list_events(pool, row["id"])]
         context.update(task_context(row))
         context.update(
             {

@@ -28,7 +28,7 @@ async def _rows(pool: Any, f: console_db.ConsoleFilter, before: int | None) -> l
         return await console_db.list_page(pool, f, before, PAGE_SIZE)
     # The API's own listing: the same query and order as GET /api/tasks.
     where = repo.TaskFilter(client=f.client, status=f.status, chat_id=f.chat_id, before_id=before)
-    return await repo.list_tasks(pool, where, PAGE_SIZE)
+    return [task._asdict() for task in await repo.list_tasks(pool, where, PAGE_SIZE)]
 
 
 @router.get(f"{BASE}/tasks")
@@ -72,10 +72,11 @@ async def task_list(request: Request) -> Response:
 
 
 async def load_task(request: Request, task_id: int) -> Any:
-    row = await repo.get_task(core(request).pool, task_id, None)
-    if row is None:
+    task = await repo.get_task(core(request).pool, task_id, None)
+    if task is None:
         raise ConsoleError(404, "No such task", f"There is no task {task_id}.")
-    return row
+    # The pages read tasks by column name, like the console's own queries' rows.
+    return task._asdict()
 
 
 def task_context(row: Any) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def task_context(row: Any) -> dict[str, Any]:
 async def task_page(task_id: TaskId, request: Request) -> Response:
     await operator(request)
     row = await load_task(request, task_id)
-    events = await repo.list_events(core(request).pool, task_id)
+    events = [e._asdict() for e in await repo.list_events(core(request).pool, task_id)]
     done = request.query_params.get("done")
     return page(
         request,

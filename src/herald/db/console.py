@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from herald.db.models import TASK_COLUMNS
-from herald.states import OPERATOR_TRANSITIONS, TaskStatus
+from herald.db.sql import literal, literals
+from herald.states import FINAL_STATUSES, OPERATOR_TRANSITIONS, TaskStatus
 
 # The distinct clients, one index probe each (PostgreSQL 15 has no skip scan).
 _CLIENTS = """
@@ -129,29 +130,35 @@ async def clients(pool: Any, limit: int = 200) -> list[str]:
 
 # --- overview ----------------------------------------------------------------------------
 
-_CHART_SQL = """
+_PENDING = literal(TaskStatus.PENDING)
+_FAILED = literal(TaskStatus.FAILED)
+_UNCERTAIN = literal(TaskStatus.UNCERTAIN)
+# Through the partial index of final tasks (ix_tasks_final_updated).
+_FINAL = f"status IN ({literals(sorted(FINAL_STATUSES))})"
+
+_CHART_SQL = f"""
 SELECT floor(extract(epoch FROM now() - updated_at) / 60)::int AS minutes_ago, status,
        count(*) AS n
 FROM tasks
-WHERE status IN ('cancelled', 'delivered', 'failed') AND updated_at > now() - interval '1 hour'
+WHERE {_FINAL} AND updated_at > now() - interval '1 hour'
 GROUP BY 1, 2
 """
-_REASONS_SQL = """
+_REASONS_SQL = f"""
 SELECT last_error_code AS code, coalesce(last_error, 'no error recorded') AS error,
        count(*) AS n
 FROM tasks
-WHERE status IN ('cancelled', 'delivered', 'failed') AND updated_at > now() - interval '1 hour'
-  AND status = 'failed'
+WHERE {_FINAL} AND updated_at > now() - interval '1 hour'
+  AND status = {_FAILED}
 GROUP BY 1, 2 ORDER BY n DESC, error LIMIT $1
 """
-_OLDEST_PENDING_SQL = """
+_OLDEST_PENDING_SQL = f"""
 SELECT id, chat_id, client, created_at, next_attempt_at, attempt,
        extract(epoch FROM now() - created_at) AS age
-FROM tasks WHERE status = 'pending' ORDER BY id LIMIT 1
+FROM tasks WHERE status = {_PENDING} ORDER BY id LIMIT 1
 """
 _UNCERTAIN_SQL = f"""
-SELECT {TASK_COLUMNS}, (SELECT count(*) FROM tasks WHERE status = 'uncertain') AS total
-FROM tasks WHERE status = 'uncertain' ORDER BY id LIMIT $1
+SELECT {TASK_COLUMNS}, (SELECT count(*) FROM tasks WHERE status = {_UNCERTAIN}) AS total
+FROM tasks WHERE status = {_UNCERTAIN} ORDER BY id LIMIT $1
 """
 
 
@@ -175,8 +182,8 @@ async def overview(pool: Any, *, uncertain_limit: int = 10, reasons_limit: int =
     minutes = [[0, 0] for _ in range(60)]
     for row in chart:
         ago = min(max(int(row["minutes_ago"]), 0), 59)
-        if row["status"] in ("delivered", "failed"):
-            minutes[59 - ago][row["status"] == "failed"] += int(row["n"])
+        if row["status"] in (TaskStatus.DELIVERED, TaskStatus.FAILED):
+            minutes[59 - ago][row["status"] == TaskStatus.FAILED] += int(row["n"])
     total = int(uncertain[0]["total"]) if uncertain else 0
     return Overview(
         per_minute=[(d, f) for d, f in minutes],
@@ -193,14 +200,14 @@ async def overview(pool: Any, *, uncertain_limit: int = 10, reasons_limit: int =
 async def next_uncertain(pool: Any, after_id: int) -> Any:
     """The oldest uncertain task after `after_id` (the ones before were decided or skipped)."""
     return await pool.fetchrow(
-        f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'uncertain' AND id > $1"
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = {_UNCERTAIN} AND id > $1"
         " ORDER BY id LIMIT 1",
         after_id,
     )
 
 
 async def count_uncertain(pool: Any) -> int:
-    n: int = await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'uncertain'")
+    n: int = await pool.fetchval(f"SELECT count(*) FROM tasks WHERE status = {_UNCERTAIN}")
     return n
 
 
@@ -241,12 +248,12 @@ _MOVE = """
     UPDATE tasks t SET
         status = {to},
         updated_at = now(),
-        next_attempt_at = CASE WHEN {to} = 'pending' THEN now() ELSE t.next_attempt_at END,
-        failures = CASE WHEN {to} = 'pending' THEN 0 ELSE t.failures END,
-        enqueued_at = CASE WHEN {to} = 'pending' THEN now() ELSE t.enqueued_at END,
+        next_attempt_at = CASE WHEN {to} = {pending} THEN now() ELSE t.next_attempt_at END,
+        failures = CASE WHEN {to} = {pending} THEN 0 ELSE t.failures END,
+        enqueued_at = CASE WHEN {to} = {pending} THEN now() ELSE t.enqueued_at END,
         lease_owner = NULL,
         lease_expires_at = NULL,
-        last_error = CASE WHEN {to} = 'failed' THEN coalesce({reason}, t.last_error)
+        last_error = CASE WHEN {to} = {failed} THEN coalesce({reason}, t.last_error)
                      ELSE t.last_error END
     FROM locked
     WHERE t.id = locked.id
@@ -321,6 +328,8 @@ async def move_batch(
         actor=where.param(move.actor),
         action=where.param(move.action),
         details=where.param(orjson.dumps(move.details).decode()),
+        pending=_PENDING,
+        failed=_FAILED,
     )
     row = await pool.fetchrow(sql, *where.args)
     return BatchResult(row["lowest"], int(row["seen"]), list(row["moved"]))
