@@ -28,10 +28,10 @@ from herald.delivery.policy import decide
 from herald.delivery.ratelimit import RateLimiter
 from herald.delivery.record import Transition, record_many
 from herald.delivery.sweeper import Sweeper
+from herald.queue import RedisQueue
 from herald.states import OPERATOR_TARGETS, TRANSITIONS, Actor, TaskStatus, pairs
 from tests.conftest import make_settings
 from tests.delivery.conftest import insert_task, post
-from workers.broker import make_broker
 
 OWNER = "worker:states"
 PROBE = "probe"  # the reason of the fence probe's records, compared apart
@@ -155,7 +155,7 @@ async def _sweeps(db: Pool, redis: Redis, settings: Settings) -> None:
         "UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1)",
         stale,
     )
-    sweeper = Sweeper(db, Hints(redis, make_broker(settings), settings.queue_name), settings)
+    sweeper = Sweeper(db, Hints(RedisQueue(redis, settings.queue_name)), settings)
     before = await _statuses(db)
     assert (await sweeper.sweep_once()).leases_expired == 4
     after = await _statuses(db)
