@@ -8,6 +8,7 @@ with other requests' ids.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -42,15 +43,27 @@ _AS_SENT = tuple(
 )
 
 
+_SENT = attrgetter(*_AS_SENT)
+# Where each NewTask field comes from: an index into the values built below. Positional,
+# and one attrgetter call: this runs 500 times per batch request, and the keyword form
+# cost the batch a fifth of its rate.
+_DERIVED = ("idempotency_key", "request_hash", "content", "max_attempts")
+_PICK = tuple(
+    _DERIVED.index(name) if name in _DERIVED else len(_DERIVED) + _AS_SENT.index(name)
+    for name in NewTask._fields
+)
+
+
 def _new_task(task: TaskIn, key: str, default_attempts: int) -> NewTask:
     content = task.content()
-    return NewTask(
-        idempotency_key=key,
-        request_hash=task.request_hash(content),
-        content=content,
-        max_attempts=task.max_attempts or default_attempts,
-        **{name: getattr(task, name) for name in _AS_SENT},
+    values = (
+        key,
+        task.request_hash(content),
+        content,
+        task.max_attempts or default_attempts,
+        *_SENT(task),
     )
+    return NewTask._make([values[i] for i in _PICK])
 
 
 def _actor(principal: Principal) -> str:
