@@ -39,7 +39,15 @@ import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
-from bench.delivery_common import HERALD, REDIS_URL, fresh_database, herald_env, uptime, worker
+from bench.delivery_common import (
+    HERALD,
+    REDIS_URL,
+    fresh_database,
+    herald_env,
+    post_open_loop,
+    uptime,
+    worker,
+)
 from bench.delivery_common import wait_workers as wait_for_workers
 from bench.stack import free_port, wait_port
 from herald.api.auth import mint_token
@@ -166,37 +174,6 @@ def _fragment() -> dict[str, str]:
     return {"X-Console-Fragment": "1"}
 
 
-async def post_load(
-    port: int, token: str, rate: float, stop: asyncio.Event, tag: str
-) -> tuple[list[float], float]:
-    """Open loop: one POST every 1/rate s until `stop`; latencies and the seconds it ran."""
-    latencies: list[float] = []
-    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as client:
-
-        async def post(i: int) -> None:
-            started = time.perf_counter()
-            async with client.post(
-                "/api/tasks",
-                json={"chat_id": 1 + i % 10_000, "text": f"bench {tag} {i}"},
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{tag}-{i}"},
-            ) as resp:
-                await resp.read()
-                if resp.status != 201:
-                    raise SystemExit(f"POST answered {resp.status}")
-            latencies.append(time.perf_counter() - started)
-
-        pending: list[asyncio.Task[None]] = []
-        start = time.perf_counter()
-        i = 0
-        while not stop.is_set():
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            pending.append(asyncio.create_task(post(i)))
-            i += 1
-        elapsed = time.perf_counter() - start
-        await asyncio.gather(*pending)
-    return latencies, elapsed
-
-
 async def delivered_between(conn: Any, start: datetime, end: datetime) -> int:
     n: int = await conn.fetchval(
         "SELECT count(*) FROM task_events WHERE to_status = 'delivered' AND at >= $1 AND at < $2",
@@ -218,10 +195,11 @@ async def bulk_under_load(
     conn: Any, base: str, port: int, tokens: tuple[str, str], args: Any
 ) -> None:
     operator_token, producer_token = tokens
+    api = f"http://127.0.0.1:{port}"
     # Baseline: the load alone.
     stop = asyncio.Event()
     t0 = datetime.now(UTC)
-    load = asyncio.create_task(post_load(port, producer_token, args.rate, stop, "base"))
+    load = asyncio.create_task(post_open_loop(api, producer_token, args.rate, stop, "base"))
     await asyncio.sleep(args.baseline)
     stop.set()
     latencies, elapsed = await load
@@ -233,7 +211,7 @@ async def bulk_under_load(
         csrf = await sign_in(http, operator_token)
         stop = asyncio.Event()
         t0 = datetime.now(UTC)
-        load = asyncio.create_task(post_load(port, producer_token, args.rate, stop, "bulk"))
+        load = asyncio.create_task(post_open_loop(api, producer_token, args.rate, stop, "bulk"))
         started = time.perf_counter()
         form = {"csrf": csrf, "action": "resend", "scope": "filter", "status": "failed"}
         async with http.post("/console/bulk", data=form, allow_redirects=False) as resp:

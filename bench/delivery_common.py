@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 
 from herald.db import migrate
@@ -124,3 +125,35 @@ async def count_status(database_url: str, status: str) -> int:
 
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+async def post_open_loop(
+    api_url: str, token: str, rate: float, stop: asyncio.Event, tag: str, chats: int = 10_000
+) -> tuple[list[float], float]:
+    """Open loop through the API: one `POST /api/tasks` every 1/rate s over `chats` chats
+    until `stop`; each answer's latency and the seconds the load ran."""
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(base_url=api_url) as client:
+
+        async def post(i: int) -> None:
+            started = time.perf_counter()
+            async with client.post(
+                "/api/tasks",
+                json={"chat_id": 1 + i % chats, "text": f"bench {tag} {i}"},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{tag}-{i}"},
+            ) as resp:
+                await resp.read()
+                if resp.status != 201:
+                    raise SystemExit(f"POST answered {resp.status}")
+            latencies.append(time.perf_counter() - started)
+
+        pending: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        i = 0
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            pending.append(asyncio.create_task(post(i)))
+            i += 1
+        elapsed = time.perf_counter() - start
+        await asyncio.gather(*pending)
+    return latencies, elapsed

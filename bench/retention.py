@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
@@ -36,6 +35,7 @@ from bench.delivery_common import (
     REDIS_URL,
     fresh_database,
     herald_env,
+    post_open_loop,
     uptime,
     wait_workers,
     worker,
@@ -76,32 +76,6 @@ async def load_old_tasks(conn: Any, rows: int) -> None:
     await conn.execute("VACUUM ANALYZE tasks, task_events")
 
 
-async def post_load(api_url: str, token: str, rate: float, seconds: float, tag: str) -> list[float]:
-    """Open loop: one POST every 1/rate s; returns each answer's latency in seconds."""
-    latencies: list[float] = []
-    async with aiohttp.ClientSession(base_url=api_url) as client:
-
-        async def post(i: int) -> None:
-            started = time.perf_counter()
-            async with client.post(
-                "/api/tasks",
-                json={"chat_id": 1 + i % CHATS, "text": f"bench {tag} {i}"},
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{tag}-{i}"},
-            ) as resp:
-                await resp.read()
-                if resp.status != 201:
-                    raise SystemExit(f"POST answered {resp.status}")
-            latencies.append(time.perf_counter() - started)
-
-        pending: list[asyncio.Task[None]] = []
-        start = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            pending.append(asyncio.create_task(post(i)))
-        await asyncio.gather(*pending)
-    return latencies
-
-
 async def delivered_lags(conn: Any, tag: str, n: int, within: float = 120) -> list[float]:
     deadline = time.monotonic() + within
     while True:
@@ -129,7 +103,9 @@ async def phase(
     with worker(env, log):
         await wait_workers(redis, env["HERALD_QUEUE_NAME"], 1)
         left, started = await old_left(conn), time.perf_counter()
-        latencies = await post_load(api_url, token, args.rate, args.seconds, tag)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(args.seconds, stop.set)
+        latencies, _ = await post_open_loop(api_url, token, args.rate, stop, tag, CHATS)
         elapsed = time.perf_counter() - started
         purged = left - await old_left(conn)
         lags = await delivered_lags(conn, tag, len(latencies))
