@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 
-from herald.db.models import TASK_COLUMNS
-from herald.db.sql import literal, literals
-from herald.states import FINAL_STATUSES, OPERATOR_TRANSITIONS, TaskStatus
+from herald.db.models import FINAL_PREDICATE, TASK_COLUMNS
+from herald.db.sql import literal
+from herald.states import OPERATOR_TRANSITIONS, TaskStatus
 
 # The distinct clients, one index probe each (PostgreSQL 15 has no skip scan).
 _CLIENTS = """
@@ -133,21 +133,19 @@ async def clients(pool: Any, limit: int = 200) -> list[str]:
 _PENDING = literal(TaskStatus.PENDING)
 _FAILED = literal(TaskStatus.FAILED)
 _UNCERTAIN = literal(TaskStatus.UNCERTAIN)
-# Through the partial index of final tasks (ix_tasks_final_updated).
-_FINAL = f"status IN ({literals(sorted(FINAL_STATUSES))})"
 
 _CHART_SQL = f"""
 SELECT floor(extract(epoch FROM now() - updated_at) / 60)::int AS minutes_ago, status,
        count(*) AS n
 FROM tasks
-WHERE {_FINAL} AND updated_at > now() - interval '1 hour'
+WHERE {FINAL_PREDICATE} AND updated_at > now() - interval '1 hour'
 GROUP BY 1, 2
 """
 _REASONS_SQL = f"""
 SELECT last_error_code AS code, coalesce(last_error, 'no error recorded') AS error,
        count(*) AS n
 FROM tasks
-WHERE {_FINAL} AND updated_at > now() - interval '1 hour'
+WHERE {FINAL_PREDICATE} AND updated_at > now() - interval '1 hour'
   AND status = {_FAILED}
 GROUP BY 1, 2 ORDER BY n DESC, error LIMIT $1
 """

@@ -39,7 +39,9 @@ from herald.db.sql import literal, literals
 from herald.states import FINAL_STATUSES, DeliveryMode, TaskStatus
 
 _STATUSES = literals(TaskStatus)
-_FINALS = literals(sorted(FINAL_STATUSES))
+# The predicate of ix_tasks_final_updated. Statements that should use that index write
+# exactly this (retention's purge, the console's chart), so the planner matches it.
+FINAL_PREDICATE = f"status IN ({literals(sorted(FINAL_STATUSES))})"
 _MODES = literals(DeliveryMode)
 _PENDING = literal(TaskStatus.PENDING)
 _SENDING = literal(TaskStatus.SENDING)
@@ -113,7 +115,7 @@ class Task(Base):
         Index(
             "ix_tasks_final_updated",
             "updated_at",
-            postgresql_where=text(f"status IN ({_FINALS})"),
+            postgresql_where=text(FINAL_PREDICATE),
         ),
     )
 

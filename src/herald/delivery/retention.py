@@ -21,9 +21,8 @@ import time
 import structlog
 
 from herald.config import Settings
+from herald.db.models import FINAL_PREDICATE
 from herald.db.pool import Executor
-from herald.db.sql import literals
-from herald.states import FINAL_STATUSES
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +31,7 @@ log = structlog.get_logger(__name__)
 _PURGE_SQL = f"""
 WITH doomed AS (
     SELECT id FROM tasks
-    WHERE status IN ({literals(sorted(FINAL_STATUSES))})
+    WHERE {FINAL_PREDICATE}
       AND updated_at < now() - make_interval(secs => $1)
     ORDER BY updated_at
     LIMIT $2
