@@ -55,7 +55,8 @@ from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
 
 CLIENTS = ["billing", "shop", "auth", "alerts", "reports", "chat", "crm", "ops"]
-LIMITS = {"rate_global_per_second": 1000, "rate_chat_per_second": 1, "log_level": "WARNING"}
+# As users run it: Telegram's limits on (the paid-broadcast setting), default log level.
+LIMITS = {"rate_global_per_second": 1000, "rate_chat_per_second": 1, "log_level": "INFO"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 LOAD_TASKS = """
