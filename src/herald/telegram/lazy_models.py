@@ -28,7 +28,6 @@ usual import too.
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Iterator, Sequence
@@ -46,7 +45,10 @@ def install() -> None:
     sys.meta_path.insert(0, _AiogramFinder())
 
 
-class _AiogramFinder(importlib.abc.MetaPathFinder):
+class _AiogramFinder:
+    """A meta path finder (not subclassing importlib.abc's: `herald` is imported by every
+    command, and importlib.abc costs more to import than all of this)."""
+
     def find_spec(
         self,
         fullname: str,
