@@ -15,15 +15,21 @@ before it delivers. `uptime` after each run: a busy machine stretches every figu
 
 `--importtime FILE`: one more run with `-X importtime`, its report in FILE, and the modules
 that cost most (their own time, and the packages by total) printed.
+
+`--phases`: no worker; the CPU time of each step of what `herald worker` imports before it
+forks, in its order and with its collector off, in fresh interpreters (the least of
+`--runs`): where the start-up's CPU goes, with the load on the machine counting less.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -45,6 +51,27 @@ from herald.keys import all_keys_pattern, workers_pattern
 from herald.queue import RedisQueue
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# `herald worker`'s imports in its order: the command line and its checks, the runner,
+# the tasks (through aiogram, then the sender's builds), then taskiq's worker.
+PHASES = [
+    "herald.cli",
+    "herald.preflight",
+    "herald.worker.runner",
+    "aiogram",
+    "herald.telegram.sender",
+    "workers.tasks",
+    "taskiq.cli.worker.run",
+]
+_PHASES_SCRIPT = """
+import gc, importlib, json, sys, time
+gc.disable()
+spent = {}
+for name in sys.argv[1:]:
+    started = time.process_time()
+    importlib.import_module(name)
+    spent[name] = time.process_time() - started
+print(json.dumps(spent))
+"""
 
 
 def load() -> str:
@@ -130,11 +157,30 @@ def summarize_importtime(path: Path) -> None:
     print("modules: " + ", ".join(f"{n} {t / 1e6:.2f}" for t, n in sorted(own, reverse=True)[:8]))
 
 
+def phases(runs: int) -> None:
+    best: dict[str, float] = {}
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", _PHASES_SCRIPT, *PHASES],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        for name, spent in json.loads(out).items():
+            best[name] = min(best.get(name, spent), spent)
+    print(", ".join(f"{name} {spent:.2f}" for name, spent in best.items()), end="")
+    print(f"; in all {sum(best.values()):.2f} s cpu   load {load()}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--importtime", type=Path, default=None)
+    parser.add_argument("--phases", action="store_true")
     args = parser.parse_args()
+    if args.phases:
+        phases(args.runs)
+        return
     queue = f"herald:bench:{secrets.token_hex(4)}"
     redis = Redis.from_url(REDIS_URL)
     try:
