@@ -1,8 +1,8 @@
 """aiogram's pydantic models built when first used, not all of them when aiogram is imported.
 
 Importing aiogram builds the schema and validator of every Bot API type and method: the
-end of `aiogram/types/__init__.py` calls `model_rebuild` on each of its ~450 types (they
-are declared with `defer_build=True`, only to be built there), and each of the ~170
+end of `aiogram/types/__init__.py` calls `model_rebuild` on each of its 403 types (they
+are declared with `defer_build=True`, only to be built there), and each of the 188
 methods is built when its class is defined. That was 4 s of a worker's start-up on a quiet
 machine (docs/benchmarks.md, "Worker cold start"), for the few models Herald uses: the
 send methods, and `Message` with what it holds.
