@@ -35,13 +35,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from herald.db.base import Base
-from herald.db.sql import literal, literals
-from herald.states import FINAL_STATUSES, DeliveryMode, TaskStatus
+from herald.db.sql import FINAL_PREDICATE, literal, literals
+from herald.states import DeliveryMode, TaskStatus
 
 _STATUSES = literals(TaskStatus)
-# The predicate of ix_tasks_final_updated. Statements that should use that index write
-# exactly this (retention's purge, the console's chart), so the planner matches it.
-FINAL_PREDICATE = f"status IN ({literals(sorted(FINAL_STATUSES))})"
 _MODES = literals(DeliveryMode)
 _PENDING = literal(TaskStatus.PENDING)
 _SENDING = literal(TaskStatus.SENDING)
