@@ -197,7 +197,7 @@ class NewTask(NamedTuple):
     send_at: datetime | None
     expires_at: datetime | None
     max_attempts: int
-    callback_url: str | None
+    callback_url: str | None = None
 
 
 class EventRecord(NamedTuple):

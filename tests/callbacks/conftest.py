@@ -1,0 +1,140 @@
+"""Status callbacks' fixtures: a real HTTP receiver, the delivery fixtures (workers, the
+gateway, the emulator), and the outbox tables emptied before each test.
+
+The receiver is an aiohttp server in the test's own event loop. It records every request
+as it arrived; `answer` decides each answer (a status, a delay, or a dropped connection).
+Signatures are verified by the tests with the `standardwebhooks` package, never with
+Herald's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks import Webhook
+
+from herald.db.pool import Pool
+from tests.delivery.conftest import (  # noqa: F401  (fixtures)
+    enqueue,
+    gateway,
+    make_deliverer,
+    pool,
+    redis,
+    start_worker,
+    tg,
+)
+
+# Scaled down: attempts 0.4 s and then 0.8 s after the previous one failed.
+FAST_CALLBACKS: dict[str, Any] = {
+    "callback_retry_schedule": "[0, 0.4, 0.8]",
+    "callback_poll_seconds": 0.05,
+    "callback_timeout_seconds": 2,
+    "callback_lease_seconds": 4,
+}
+
+
+def make_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic()
+
+    @property
+    def id(self) -> str:
+        return self.headers["webhook-id"]
+
+    @property
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads(self.body)
+        return event
+
+    def verify(self, secret: str) -> dict[str, Any]:
+        """The payload, verified with `secret` by the standardwebhooks package (raises)."""
+        payload: dict[str, Any] = Webhook(secret).verify(self.body, self.headers)
+        return payload
+
+
+Answer = Callable[[Received], Awaitable[int | None]]  # a status; None drops the connection
+
+
+async def ok(_: Received) -> int:
+    return 200
+
+
+@dataclass
+class Receiver:
+    port: int
+    requests: list[Received] = field(default_factory=list)
+    answer: Answer = ok
+    # The requests answered 2xx, in the order answered.
+    accepted: list[Received] = field(default_factory=list)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def by_task(self, task_id: int) -> list[Received]:
+        return [r for r in self.accepted if r.event["data"]["task_id"] == task_id]
+
+    async def wait(self, check: Callable[[], bool], seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"receiver: condition not met; got {len(self.requests)}")
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver(port=0)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        got = Received(request.path, dict(request.headers), await request.read(), time.monotonic())
+        rec.requests.append(got)
+        status = await rec.answer(got)
+        if status is None:
+            assert request.transport is not None
+            request.transport.close()  # after reading the body: no answer at all
+            raise ConnectionResetError("dropped by the test receiver")
+        if 200 <= status < 300:
+            rec.accepted.append(got)
+        return web.Response(status=status, text="ok" if status < 300 else "no")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    rec.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield rec
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def db(pool: Pool) -> Pool:  # noqa: F811
+    """The pool, over empty tables (the outbox's too)."""
+    await pool.execute(
+        "TRUNCATE task_events, tasks, callback_events, callback_attempts, callback_endpoints,"
+        " callback_audit RESTART IDENTITY CASCADE"
+    )
+    return pool
+
+
+def callbacks_env(url: str, secret: str, client: str = "shop", **extra: Any) -> str:
+    return json.dumps({client: {"url": url, "secret": secret, **extra}})

@@ -1,0 +1,100 @@
+"""The outbox trigger against the transition table: every transition a task can make
+writes exactly the event `herald.callbacks.events` names (or none), in the statement
+that writes its audit event, and only for a client with an endpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from herald.callbacks.events import EVENT_TYPES, event_type
+from herald.db.pool import Pool
+from herald.states import TRANSITIONS, Edge
+from tests.callbacks.conftest import make_secret
+from tests.delivery.conftest import insert_task
+
+MOVES = [e for e in TRANSITIONS if e.frm is not None]
+
+
+async def _endpoint(pool: Pool, client: str) -> None:
+    await pool.execute(
+        "INSERT INTO callback_endpoints (client, url, hosts, secret, source)"
+        " VALUES ($1, 'http://127.0.0.1:9/hook', '{127.0.0.1}', $2, 'api')",
+        client,
+        make_secret(),
+    )
+
+
+async def _move(pool: Pool, task_id: int, edge: Edge) -> None:
+    """The edge as its statements make it: the row updated and its audit event written
+    in one statement."""
+    assert edge.frm is not None
+    await pool.execute(
+        """
+        WITH moved AS (
+            UPDATE tasks SET status = $2, attempt = 1, telegram_message_id = 777,
+                   last_error_code = 403, last_error = 'Forbidden: bot was blocked'
+            WHERE id = $1 RETURNING id
+        )
+        INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
+        SELECT id, $3, $4, $2, 1, $5 FROM moved
+        """,
+        task_id,
+        edge.to.value,
+        f"{edge.actor.value}:someone",
+        edge.frm.value,
+        edge.reason,
+    )
+
+
+@pytest.mark.parametrize("edge", MOVES, ids=lambda e: f"{e.frm}-{e.to}-{e.actor}-{e.reason}")
+async def test_each_transition_writes_its_event(db: Pool, edge: Edge) -> None:
+    await _endpoint(db, "shop")
+    task_id = await insert_task(db, client="shop")
+    await db.execute("UPDATE tasks SET status = $2 WHERE id = $1", task_id, edge.frm)
+    await _move(db, task_id, edge)
+    rows = await db.fetch(
+        "SELECT type, seq, payload FROM callback_events WHERE task_id = $1", task_id
+    )
+    expected = event_type(edge)
+    assert [r["type"] for r in rows] == ([expected] if expected else [])
+    if expected:
+        data = rows[0]["payload"]["data"]
+        assert rows[0]["payload"]["type"] == expected and data["seq"] == rows[0]["seq"] == 1
+        assert data["task_id"] == task_id and data["status"] == edge.to.value
+        assert data["idempotency_key"] and data["attempt"] == 1
+        assert (data["telegram_message_id"] == 777) == (edge.to.value == "delivered")
+        assert (data["error_code"] == 403) == (edge.to.value == "failed")
+
+
+def test_every_event_type_comes_from_some_transition() -> None:
+    assert {event_type(e) for e in MOVES} - {None} == set(EVENT_TYPES)
+
+
+async def test_no_endpoint_no_event(db: Pool) -> None:
+    await _endpoint(db, "other")
+    task_id = await insert_task(db, client="shop")
+    edge = next(e for e in MOVES if event_type(e) == "task.delivered")
+    await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
+    await _move(db, task_id, edge)
+    assert await db.fetchval("SELECT count(*) FROM callback_events") == 0
+
+
+async def test_events_of_a_task_are_numbered_in_order(db: Pool) -> None:
+    await _endpoint(db, "shop")
+    task_id = await insert_task(db, client="shop")
+    by_type = {event_type(e): e for e in MOVES if e.actor.value == "worker" or e.reason == "resend"}
+    path = ["task.uncertain", "task.resent", "task.delivered"]
+    for kind in path:
+        edge = by_type[kind]
+        await db.execute("UPDATE tasks SET status = $2 WHERE id = $1", task_id, edge.frm)
+        await _move(db, task_id, edge)
+    rows = await db.fetch(
+        "SELECT seq, type, payload->'data'->>'seq' AS body_seq FROM callback_events"
+        " WHERE task_id = $1 ORDER BY id",
+        task_id,
+    )
+    assert [(r["seq"], r["type"], r["body_seq"]) for r in rows] == [
+        (1, "task.uncertain", "1"),
+        (2, "task.resent", "2"),
+        (3, "task.delivered", "3"),
+    ]
