@@ -59,9 +59,12 @@ async def test_each_transition_writes_its_event(db: Pool, edge: Edge) -> None:
     assert [r["type"] for r in rows] == ([expected] if expected else [])
     if expected:
         data = rows[0]["payload"]["data"]
-        assert rows[0]["payload"]["type"] == expected and data["seq"] == rows[0]["seq"] == 1
-        assert data["task_id"] == task_id and data["status"] == edge.to.value
-        assert data["idempotency_key"] and data["attempt"] == 1
+        assert rows[0]["payload"]["type"] == expected
+        assert data["seq"] == rows[0]["seq"] == 1
+        assert data["task_id"] == task_id
+        assert data["status"] == edge.to.value
+        assert data["idempotency_key"]
+        assert data["attempt"] == 1
         assert (data["telegram_message_id"] == 777) == (edge.to.value == "delivered")
         assert (data["error_code"] == 403) == (edge.to.value == "failed")
 
