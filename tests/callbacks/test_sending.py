@@ -15,8 +15,8 @@ from herald.db.pool import Pool
 from herald.emulator.testing import EmulatorHandle
 from tests.callbacks.conftest import (
     FAST_CALLBACKS,
-    Receiver,
     Received,
+    Receiver,
     callbacks_env,
     make_secret,
 )
