@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -141,7 +142,7 @@ async def test_retries_keep_the_id_and_follow_the_schedule(
     assert len({r.id for r in attempts}) == 1  # the same webhook-id on every retry
     for r in attempts:
         r.verify(secret)
-    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in pairwise(attempts)]
     # The schedule is [0, 0.4, 0.8]: each retry that long after the failure, not sooner.
     assert 0.4 <= gaps[0] < 1.4, gaps
     assert 0.8 <= gaps[1] < 1.8, gaps
