@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     callback_timeout_seconds: float = Field(10.0, gt=0)
     # Sends at once per worker process (and its connections to endpoints): apart from
     # the Telegram deliveries, which a slow endpoint never holds up.
-    callback_concurrency: int = Field(16, ge=1, le=1000)
+    callback_concurrency: int = Field(32, ge=1, le=1000)
     # How often an idle sender looks for due events.
     callback_poll_seconds: float = Field(0.5, gt=0)
     # A claimed event whose worker records nothing within this is due again.

@@ -57,12 +57,12 @@ FROM claimed c JOIN callback_endpoints p ON p.client = c.client
 """
 
 # One row per attempt in the arrays: $1 owner, $2 the pause threshold in seconds, then
-# id, attempt, outcome status, retry in (seconds), HTTP status, latency, error, ok.
+# id, attempt, outcome status, retry in (seconds), HTTP status, latency, error, ok, client.
 _RECORD_SQL = f"""
 WITH v AS (
     SELECT * FROM unnest($3::bigint[], $4::int[], $5::text[], $6::float8[], $7::int[],
-                         $8::float8[], $9::text[], $10::bool[])
-        AS v(id, attempt, status, retry_in, status_code, latency_ms, error, ok)
+                         $8::float8[], $9::text[], $10::bool[], $11::text[])
+        AS v(id, attempt, status, retry_in, status_code, latency_ms, error, ok, client)
 ), done AS (
     UPDATE callback_events e SET
         status = v.status,
@@ -78,8 +78,7 @@ WITH v AS (
     INSERT INTO callback_attempts (event_id, attempt, worker, status_code, latency_ms, error)
     SELECT id, attempt, $1, status_code, latency_ms, error FROM v
 ), outcome AS (
-    SELECT e.client, bool_or(v.ok) AS ok
-    FROM v JOIN callback_events e ON e.id = v.id GROUP BY e.client
+    SELECT client, bool_or(ok) AS ok FROM v GROUP BY client
 ), recovered AS (
     -- Only rows that change are locked: the endpoint's row is no point of contention.
     UPDATE callback_endpoints p SET failing_since = NULL
@@ -124,6 +123,7 @@ class Attempt:
     (due again in `retry_in` seconds) or failed."""
 
     event_id: int
+    client: str
     attempt: int
     status: CallbackStatus
     retry_in: float | None
@@ -175,7 +175,7 @@ def next_step(
 async def record(
     pool: Executor, owner: str, pause_after: float, attempts: Sequence[Attempt]
 ) -> Recorded:
-    columns: list[list[Any]] = [[] for _ in range(8)]
+    columns: list[list[Any]] = [[] for _ in range(9)]
     for a in attempts:
         row = (
             a.event_id,
@@ -186,6 +186,7 @@ async def record(
             a.latency_ms,
             a.error,
             a.ok,
+            a.client,
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)

@@ -47,6 +47,16 @@ class CallbackSender:
         self._records: Coalescer[outbox.Attempt, int] = Coalescer(self._record_batch)
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # The last claim found fewer due events than free slots: a finished attempt wakes
+        # the loop at once (its task's next event may be due now). While busy, the loop
+        # waits for half the slots to free, so that each claim takes a batch.
+        self._caught_up = True
+
+    def _finished(self) -> None:
+        free = self.settings.callback_concurrency - len(self._in_flight)
+        if self._caught_up or free >= max(1, self.settings.callback_concurrency // 2):
+            self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and send until `stop` is set; then let the attempts in flight finish and
@@ -54,12 +64,13 @@ class CallbackSender:
         s = self.settings
         connector = aiohttp.TCPConnector(limit=s.callback_concurrency)
         timeout = aiohttp.ClientTimeout(total=s.callback_timeout_seconds)
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight = self._in_flight
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             self._session = session
             stopping = asyncio.create_task(stop.wait())
             try:
                 while not stop.is_set():
+                    self._wake.clear()  # before the claim: a wake-up during it counts
                     free = s.callback_concurrency - len(in_flight)
                     claimed: list[outbox.ClaimedEvent] = []
                     if free > 0:
@@ -69,15 +80,12 @@ class CallbackSender:
                             )
                         except Exception as exc:
                             log.warning("callback_claim_failed", error=type(exc).__name__)
+                    self._caught_up = len(claimed) < free
                     for event in claimed:
                         task = asyncio.create_task(self._attempt(event))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)
-                    if claimed and len(claimed) == free:
-                        continue  # more may be due: claim again as slots free
-                    # Wait for a free slot, a finished event (its task's next one may be
-                    # eligible now), the poll interval, or the stop.
-                    self._wake.clear()
+                    # Wait for free slots (`_finished`), the poll interval, or the stop.
                     waker = asyncio.create_task(self._wake.wait())
                     await asyncio.wait(
                         [stopping, waker],
@@ -116,7 +124,7 @@ class CallbackSender:
         ok = error is None
         status, retry_in = outbox.next_step(s.callback_retry_schedule, event.attempt, ok)
         attempt = outbox.Attempt(
-            event.id, event.attempt, status, retry_in, status_code, latency_ms, error
+            event.id, event.client, event.attempt, status, retry_in, status_code, latency_ms, error
         )
         try:
             await self._records.submit(attempt)
@@ -141,7 +149,7 @@ class CallbackSender:
                     retry_in=retry_in,
                 )
         finally:
-            self._wake.set()
+            self._finished()
 
     async def _record_batch(self, attempts: list[outbox.Attempt]) -> list[int]:
         recorded = await outbox.record(
