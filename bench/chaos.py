@@ -112,6 +112,10 @@ class Harness:
         self.emulator_url = ""
         self.token = ""
 
+    def extra_env(self) -> dict[str, Any]:
+        """More settings for every `herald` process of the run (bench/callbacks_chaos.py)."""
+        return {}
+
     def now(self) -> float:
         return round(time.monotonic() - self.start, 2)
 
@@ -142,6 +146,7 @@ class Harness:
             rate_global_per_second=c.rate,
             rate_chat_per_second=0,
             rate_group_per_minute=0,
+            **self.extra_env(),
         )
         self.stack.migrate(self.env)
         _, self.api_url = self.stack.start_api(self.env)
