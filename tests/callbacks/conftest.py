@@ -1,5 +1,5 @@
-"""Status callbacks' fixtures: a real HTTP receiver, the delivery fixtures (workers, the
-gateway, the emulator), and the outbox tables emptied before each test.
+"""Status callbacks' fixtures: a real HTTP receiver, and the delivery fixtures (workers,
+the gateway, the emulator, the tables emptied before each test).
 
 The receiver is an aiohttp server in the test's own event loop. It records every request
 as it arrived; `answer` decides each answer (a status, a delay, or a dropped connection).
@@ -22,8 +22,8 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from herald.db.pool import Pool
 from tests.delivery.conftest import (  # noqa: F401  (fixtures)
+    db,
     enqueue,
     gateway,
     make_deliverer,
@@ -124,16 +124,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield rec
     await runner.cleanup()
-
-
-@pytest.fixture
-async def db(pool: Pool) -> Pool:  # noqa: F811
-    """The pool, over empty tables (the outbox's too)."""
-    await pool.execute(
-        "TRUNCATE task_events, tasks, callback_events, callback_attempts, callback_endpoints,"
-        " callback_audit RESTART IDENTITY CASCADE"
-    )
-    return pool
 
 
 def callbacks_env(url: str, secret: str, client: str = "shop", **extra: Any) -> str:

@@ -4,12 +4,17 @@ that writes its audit event, and only for a client with an endpoint."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from herald.callbacks.events import EVENT_TYPES, event_type
+from herald.config import Settings
 from herald.db.pool import Pool
+from herald.delivery.retention import Retention
 from herald.states import TRANSITIONS, Edge
 from tests.callbacks.conftest import make_secret
+from tests.conftest import make_settings
 from tests.delivery.conftest import insert_task
 
 MOVES = [e for e in TRANSITIONS if e.frm is not None]
@@ -101,3 +106,30 @@ async def test_events_of_a_task_are_numbered_in_order(db: Pool) -> None:
         (2, "task.resent", "2"),
         (3, "task.delivered", "3"),
     ]
+
+
+async def test_retention_takes_delivered_callbacks_and_keeps_waiting_ones(
+    db: Pool, settings: Settings
+) -> None:
+    await _endpoint(db, "shop")
+    delivered_edge = next(e for e in MOVES if event_type(e) == "task.delivered")
+    tasks = []
+    for _ in range(2):
+        task_id = await insert_task(db, client="shop")
+        await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
+        await _move(db, task_id, delivered_edge)
+        tasks.append(task_id)
+    sent, waiting = tasks
+    await db.execute(
+        "INSERT INTO callback_attempts (event_id, attempt, worker, status_code, latency_ms)"
+        " SELECT id, 1, 'tests', 200, 1 FROM callback_events"
+    )
+    await db.execute("UPDATE callback_events SET status = 'delivered' WHERE task_id = $1", sent)
+    await db.execute("UPDATE tasks SET updated_at = now() - interval '40 days'")
+
+    retention = Retention(db, make_settings(settings.database_url, retention_days=30))
+    assert await retention.purge(asyncio.Event()) == 1
+    left = await db.fetch("SELECT task_id FROM callback_events")
+    assert [r["task_id"] for r in left] == [waiting]
+    assert await db.fetchval("SELECT count(*) FROM callback_attempts") == 1
+    assert await db.fetchval("SELECT array_agg(id) FROM tasks") == [waiting]
