@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from itertools import pairwise
@@ -36,7 +35,8 @@ from typing import Any
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chaos import Config, Harness, parse_args, summary
+import chaos
+from chaos import Config, Harness, summary
 from delivery_common import new_webhook_secret
 from stack import Stack, wait_port
 
@@ -54,12 +54,11 @@ FINAL_EVENT = {
 
 
 class CallbackHarness(Harness):
-    def __init__(self, stack: Stack, config: Config, drain_timeout: float) -> None:
+    def __init__(self, stack: Stack, config: Config) -> None:
         super().__init__(stack, config)
         self.secret = new_webhook_secret()
         self.received_path = stack.root / "received.jsonl"
         self.port = free_port()
-        self.callback_drain_timeout = drain_timeout
 
     def extra_env(self) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.port}/herald-events"
@@ -94,7 +93,7 @@ class CallbackHarness(Harness):
                 waiting = await conn.fetchval(
                     "SELECT count(*) FROM callback_events WHERE status IN ('pending', 'sending')"
                 )
-                if waiting == 0 or time.monotonic() - started > self.callback_drain_timeout:
+                if waiting == 0 or time.monotonic() - started > self.config.drain_timeout:
                     break
                 await asyncio.sleep(0.5)
             callback_drain = round(time.monotonic() - started, 2)
@@ -206,26 +205,17 @@ def callbacks_summary(cb: dict[str, Any]) -> str:
     )
 
 
+def describe(report: dict[str, Any]) -> str:
+    return summary(report) + "\n" + callbacks_summary(report["callbacks"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    args_in = argv if argv is not None else sys.argv[1:]
     # This benchmark's defaults: the 5,000 tasks and a kill every 3 s.
     defaults = ["--tasks", "5000", "--kill-every", "3"]
-    config, args = parse_args(defaults + args_in)
-    root = Path(tempfile.mkdtemp(prefix="herald-callbacks-chaos-"))
-    with Stack(root) as stack:
-        harness = CallbackHarness(stack, config, drain_timeout=config.drain_timeout)
-        harness.boot()
-        report = asyncio.run(harness.run())
-    report["logs"] = str(root) if args.keep else None
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(root, ignore_errors=True)
-    print(summary(report))
-    print(callbacks_summary(report["callbacks"]))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
-    return 0 if report["ok"] else 1
+    given = argv if argv is not None else sys.argv[1:]
+    return chaos.main(
+        defaults + given, harness=CallbackHarness, name="callbacks-chaos", describe=describe
+    )
 
 
 if __name__ == "__main__":
