@@ -22,6 +22,8 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from herald.db.pool import Pool
+from herald.states import Edge
 from tests.delivery.conftest import (  # noqa: F401  (fixtures)
     db,
     enqueue,
@@ -128,3 +130,37 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 def callbacks_env(url: str, secret: str, client: str = "shop", **extra: Any) -> str:
     return json.dumps({client: {"url": url, "secret": secret, **extra}})
+
+
+async def add_endpoint(
+    db: Pool, client: str, url: str = "http://127.0.0.1:9/hook", secret: str = ""
+) -> None:
+    await db.execute(
+        "INSERT INTO callback_endpoints (client, url, hosts, secret, source)"
+        " VALUES ($1, $2, '{127.0.0.1}', $3, 'api')",
+        client,
+        url,
+        secret or make_secret(),
+    )
+
+
+async def move(db: Pool, task_id: int, edge: Edge) -> None:
+    """The edge as its statements make it: the row updated and its audit event written
+    in one statement."""
+    assert edge.frm is not None
+    await db.execute(
+        """
+        WITH moved AS (
+            UPDATE tasks SET status = $2, attempt = 1, telegram_message_id = 777,
+                   last_error_code = 403, last_error = 'Forbidden: bot was blocked'
+            WHERE id = $1 RETURNING id
+        )
+        INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
+        SELECT id, $3, $4, $2, 1, $5 FROM moved
+        """,
+        task_id,
+        edge.to.value,
+        f"{edge.actor.value}:someone",
+        edge.frm.value,
+        edge.reason,
+    )

@@ -13,50 +13,19 @@ from herald.config import Settings
 from herald.db.pool import Pool
 from herald.delivery.retention import Retention
 from herald.states import TRANSITIONS, Edge
-from tests.callbacks.conftest import make_secret
+from tests.callbacks.conftest import add_endpoint, move
 from tests.conftest import make_settings
 from tests.delivery.conftest import insert_task
 
 MOVES = [e for e in TRANSITIONS if e.frm is not None]
 
 
-async def _endpoint(pool: Pool, client: str) -> None:
-    await pool.execute(
-        "INSERT INTO callback_endpoints (client, url, hosts, secret, source)"
-        " VALUES ($1, 'http://127.0.0.1:9/hook', '{127.0.0.1}', $2, 'api')",
-        client,
-        make_secret(),
-    )
-
-
-async def _move(pool: Pool, task_id: int, edge: Edge) -> None:
-    """The edge as its statements make it: the row updated and its audit event written
-    in one statement."""
-    assert edge.frm is not None
-    await pool.execute(
-        """
-        WITH moved AS (
-            UPDATE tasks SET status = $2, attempt = 1, telegram_message_id = 777,
-                   last_error_code = 403, last_error = 'Forbidden: bot was blocked'
-            WHERE id = $1 RETURNING id
-        )
-        INSERT INTO task_events (task_id, actor, from_status, to_status, attempt, reason)
-        SELECT id, $3, $4, $2, 1, $5 FROM moved
-        """,
-        task_id,
-        edge.to.value,
-        f"{edge.actor.value}:someone",
-        edge.frm.value,
-        edge.reason,
-    )
-
-
 @pytest.mark.parametrize("edge", MOVES, ids=lambda e: f"{e.frm}-{e.to}-{e.actor}-{e.reason}")
 async def test_each_transition_writes_its_event(db: Pool, edge: Edge) -> None:
-    await _endpoint(db, "shop")
+    await add_endpoint(db, "shop")
     task_id = await insert_task(db, client="shop")
     await db.execute("UPDATE tasks SET status = $2 WHERE id = $1", task_id, edge.frm)
-    await _move(db, task_id, edge)
+    await move(db, task_id, edge)
     rows = await db.fetch(
         "SELECT type, seq, payload FROM callback_events WHERE task_id = $1", task_id
     )
@@ -79,23 +48,23 @@ def test_every_event_type_comes_from_some_transition() -> None:
 
 
 async def test_no_endpoint_no_event(db: Pool) -> None:
-    await _endpoint(db, "other")
+    await add_endpoint(db, "other")
     task_id = await insert_task(db, client="shop")
     edge = next(e for e in MOVES if event_type(e) == "task.delivered")
     await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
-    await _move(db, task_id, edge)
+    await move(db, task_id, edge)
     assert await db.fetchval("SELECT count(*) FROM callback_events") == 0
 
 
 async def test_events_of_a_task_are_numbered_in_order(db: Pool) -> None:
-    await _endpoint(db, "shop")
+    await add_endpoint(db, "shop")
     task_id = await insert_task(db, client="shop")
     by_type = {event_type(e): e for e in MOVES if e.actor.value == "worker" or e.reason == "resend"}
     path = ["task.uncertain", "task.resent", "task.delivered"]
     for kind in path:
         edge = by_type[kind]
         await db.execute("UPDATE tasks SET status = $2 WHERE id = $1", task_id, edge.frm)
-        await _move(db, task_id, edge)
+        await move(db, task_id, edge)
     rows = await db.fetch(
         "SELECT seq, type, payload->'data'->>'seq' AS body_seq FROM callback_events"
         " WHERE task_id = $1 ORDER BY id",
@@ -111,13 +80,13 @@ async def test_events_of_a_task_are_numbered_in_order(db: Pool) -> None:
 async def test_retention_takes_delivered_callbacks_and_keeps_waiting_ones(
     db: Pool, settings: Settings
 ) -> None:
-    await _endpoint(db, "shop")
+    await add_endpoint(db, "shop")
     delivered_edge = next(e for e in MOVES if event_type(e) == "task.delivered")
     tasks = []
     for _ in range(2):
         task_id = await insert_task(db, client="shop")
         await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
-        await _move(db, task_id, delivered_edge)
+        await move(db, task_id, delivered_edge)
         tasks.append(task_id)
     sent, waiting = tasks
     await db.execute(
