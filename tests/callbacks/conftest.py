@@ -133,9 +133,9 @@ def callbacks_env(url: str, secret: str, client: str = "shop", **extra: Any) -> 
 
 
 async def add_endpoint(
-    db: Pool, client: str, url: str = "http://127.0.0.1:9/hook", secret: str = ""
+    conn: Pool, client: str, url: str = "http://127.0.0.1:9/hook", secret: str = ""
 ) -> None:
-    await db.execute(
+    await conn.execute(
         "INSERT INTO callback_endpoints (client, url, hosts, secret, source)"
         " VALUES ($1, $2, '{127.0.0.1}', $3, 'api')",
         client,
@@ -144,11 +144,11 @@ async def add_endpoint(
     )
 
 
-async def move(db: Pool, task_id: int, edge: Edge) -> None:
+async def move(conn: Pool, task_id: int, edge: Edge) -> None:
     """The edge as its statements make it: the row updated and its audit event written
     in one statement."""
     assert edge.frm is not None
-    await db.execute(
+    await conn.execute(
         """
         WITH moved AS (
             UPDATE tasks SET status = $2, attempt = 1, telegram_message_id = 777,
