@@ -44,7 +44,11 @@ class CallbackSender:
         self.pool = pool
         self.settings = settings
         self.owner = owner
-        self._records: Coalescer[outbox.Attempt, int] = Coalescer(self._record_batch)
+        # One record statement at a time: the attempts that finish meanwhile wait and go
+        # together in the next (larger batches, fewer round trips per event).
+        self._records: Coalescer[outbox.Attempt, int] = Coalescer(
+            self._record_batch, max_batch=256, in_flight=1
+        )
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[None]] = set()

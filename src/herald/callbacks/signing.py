@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from functools import lru_cache
 
 from herald.config import WEBHOOK_SECRET_PREFIX, webhook_secret_key
 
@@ -22,8 +23,14 @@ def new_secret() -> str:
     return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+@lru_cache(maxsize=256)
+def _key(secret: str) -> bytes | None:
+    # Decoded once per secret, not per request.
+    return webhook_secret_key(secret)
+
+
 def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    key = webhook_secret_key(secret)
+    key = _key(secret)
     if key is None:  # checked where secrets are accepted; never echo one
         raise ValueError("not a whsec_ secret")
     signed = f"{msg_id}.{timestamp}.".encode() + body
