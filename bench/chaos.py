@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,10 @@ class Harness:
         self.emulator_url = ""
         self.token = ""
 
+    def extra_env(self) -> dict[str, Any]:
+        """More settings for every `herald` process of the run (bench/callbacks_chaos.py)."""
+        return {}
+
     def now(self) -> float:
         return round(time.monotonic() - self.start, 2)
 
@@ -142,6 +147,7 @@ class Harness:
             rate_global_per_second=c.rate,
             rate_chat_per_second=0,
             rate_group_per_minute=0,
+            **self.extra_env(),
         )
         self.stack.migrate(self.env)
         _, self.api_url = self.stack.start_api(self.env)
@@ -538,19 +544,26 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     return config, args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    harness: Callable[[Stack, Config], Harness] = Harness,
+    name: str = "chaos",
+    describe: Callable[[dict[str, Any]], str] = summary,
+) -> int:
+    """Run `harness` (bench/callbacks_chaos.py passes its own), print `describe(report)`."""
     config, args = parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="herald-chaos-"))
+    root = Path(tempfile.mkdtemp(prefix=f"herald-{name}-"))
     with Stack(root) as stack:
-        harness = Harness(stack, config)
-        harness.boot()
-        report = asyncio.run(harness.run())
+        run = harness(stack, config)
+        run.boot()
+        report = asyncio.run(run.run())
     report["logs"] = str(root) if args.keep else None
     if not args.keep:
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
-    print(summary(report))
+    print(describe(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0 if report["ok"] else 1

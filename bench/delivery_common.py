@@ -4,10 +4,12 @@ private queue on the local Redis, the emulator and `herald worker` as subprocess
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -123,6 +125,35 @@ async def count_status(database_url: str, status: str) -> int:
     finally:
         await conn.close()
     return n
+
+
+@contextmanager
+def callback_receiver(secret: str, out: Path, **faults: float) -> Iterator[str]:
+    """bench/callback_receiver.py in a process of its own; yields its URL. `faults`:
+    rate_500, rate_timeout, rate_drop, sleep, seed (its command-line options)."""
+    port = processes.free_port()
+    argv = [
+        sys.executable, str(Path(__file__).parent / "callback_receiver.py"),
+        "--port", str(port), "--secret", secret, "--out", str(out),
+    ]  # fmt: skip
+    for name, value in faults.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "listening":
+            raise SystemExit("the callback receiver did not start")
+        yield f"http://127.0.0.1:{port}/herald-events"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def uptime() -> str:

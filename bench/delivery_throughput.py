@@ -1,6 +1,7 @@
 """Deliveries per second of one worker process, against raw aiogram in the same run.
 
     .venv/bin/python bench/delivery_throughput.py [--tasks 10000] [--raw 5000] [--log-level INFO]
+    .venv/bin/python bench/delivery_throughput.py --callbacks 3 [--tasks 10000]
 
 The emulator runs with limits off (`herald emulator --no-limits`), as does Herald
 (`HERALD_RATE_*=0`). Raw aiogram: one process, 100 concurrent `bot.send_message` calls
@@ -10,17 +11,29 @@ hint per task pushed to its queue; the clock runs from the push to the moment ev
 is `delivered` in PostgreSQL (claim, send and record each). Prints both rates, the ratio,
 what the emulator recorded, how many lines the worker logged (at `--log-level`, WARNING by
 default), and `uptime`.
+
+`--callbacks ROUNDS` measures status callbacks' cost instead: ROUNDS rounds of three runs
+of one worker process each (`CALLBACK_MODES`: the outbox trigger disabled, as before
+callbacks; the trigger with no endpoint; an endpoint for the tasks' client), alternating
+so that the shared machine's load falls on each alike; the rate is to the last task
+`delivered`, and for `on` the time until every callback event was delivered is printed
+too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import secrets
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
+import asyncpg
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -29,17 +42,21 @@ from redis.asyncio import Redis
 from bench.delivery_common import (
     REDIS_URL,
     TOKEN,
+    callback_receiver,
     count_status,
     emulator,
     fresh_database,
     herald_env,
     insert_tasks,
+    new_webhook_secret,
     uptime,
     wait_workers,
     worker,
 )
+from herald.db.pool import asyncpg_dsn
 from herald.emulator.remote import RemoteEmulator
-from herald.keys import all_keys_pattern
+from herald.fleet import pid_of
+from herald.keys import all_keys_pattern, workers_pattern
 from herald.queue import RedisQueue
 
 CONCURRENCY = 100
@@ -64,9 +81,48 @@ async def raw_aiogram(base_url: str, n: int) -> float:
         await bot.session.close()
 
 
+class Run(NamedTuple):
+    rate: float  # tasks/s, from the push to the last `delivered`
+    # CPU per task (user + system) of the worker process and of the PostgreSQL backends
+    # serving this run's database: what the machine's other load does not change much.
+    worker_ms: float
+    postgres_ms: float
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone: a backend that closed
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def measured_pids(database_url: str, redis: Redis, queue: str) -> tuple[list[int], list[int]]:
+    """The worker processes (by their presence keys) and the backends of the database."""
+    keys = [k async for k in redis.scan_iter(match=workers_pattern(queue))]
+    workers = [pid_of(v) for v in await redis.mget(keys) if v is not None]
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return workers, [r["pid"] for r in rows]
+
+
 async def herald_run(
-    database_url: str, base_url: str, n: int, log: Path, log_level: str = "WARNING"
-) -> float:
+    database_url: str,
+    base_url: str,
+    n: int,
+    log: Path,
+    log_level: str = "WARNING",
+    **extra: str,
+) -> Run:
     queue = f"herald:bench:{secrets.token_hex(4)}"
     env = herald_env(
         database_url,
@@ -76,12 +132,16 @@ async def herald_run(
         rate_global_per_second=0,
         rate_chat_per_second=0,
         rate_group_per_minute=0,
+        **extra,
     )
     ids = await insert_tasks(database_url, n, chats=1000)
     redis = Redis.from_url(REDIS_URL)
     try:
         with worker(env, log):
             await wait_workers(redis, queue, 1)
+            await asyncio.sleep(1)  # the pools' connections open
+            workers, backends = await measured_pids(database_url, redis, queue)
+            cpu_before = cpu_seconds(workers), cpu_seconds(backends)
             task_queue = RedisQueue(redis, queue)
             started = time.perf_counter()
             for i in range(0, n, 1000):
@@ -89,7 +149,14 @@ async def herald_run(
             while await count_status(database_url, "delivered") < n:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
-        return n / elapsed
+            if "callbacks" in extra:
+                while await count_callbacks(database_url, "delivered") < n:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+                with_events = time.perf_counter() - started
+                print(f"    every callback event delivered after {with_events:.2f} s")
+            worker_cpu = cpu_seconds(workers) - cpu_before[0]
+            postgres_cpu = cpu_seconds(backends) - cpu_before[1]
+        return Run(n / elapsed, 1000 * worker_cpu / n, 1000 * postgres_cpu / n)
     finally:
         keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
         if keys:
@@ -97,12 +164,101 @@ async def herald_run(
         await redis.aclose()
 
 
+async def count_callbacks(database_url: str, status: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        n: int = await conn.fetchval(
+            "SELECT count(*) FROM callback_events WHERE status = $1", status
+        )
+    finally:
+        await conn.close()
+    return n
+
+
+# The three ways a deployment runs since status callbacks: `off` is the schema before
+# them (the outbox trigger disabled), `idle` has the trigger but no endpoint (every
+# deployment that does not use callbacks), `on` has an endpoint for the tasks' client,
+# answered at once by bench/callback_receiver.py (its own process).
+CALLBACK_MODES = ("off", "idle", "on")
+
+
+async def callbacks_comparison(
+    database_url: str, base_url: str, n: int, rounds: int, log_level: str
+) -> None:
+    secret = new_webhook_secret()
+    runs: dict[str, list[Run]] = {mode: [] for mode in CALLBACK_MODES}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        callback_receiver(secret, Path(tmp) / "received.jsonl") as url,
+    ):
+        endpoint = json.dumps({"bench": {"url": url, "secret": secret}})
+        for r in range(rounds):
+            for mode in CALLBACK_MODES:
+                await reset(database_url, trigger=mode != "off")
+                async with RemoteEmulator(base_url) as remote:
+                    await remote.reset()
+                extra = {"callbacks": endpoint} if mode == "on" else {}
+                log = Path(tmp) / f"w-{r}-{mode}.log"
+                run = await herald_run(database_url, base_url, n, log, log_level, **extra)
+                runs[mode].append(run)
+                print(
+                    f"round {r + 1} {mode:>4}: {run.rate:,.0f} tasks/s, CPU per task:"
+                    f" worker {run.worker_ms:.3f} ms, PostgreSQL {run.postgres_ms:.3f} ms"
+                    f"   {uptime()}"
+                )
+    median = {
+        mode: Run(*(statistics.median(getattr(r, f) for r in rs) for f in Run._fields))
+        for mode, rs in runs.items()
+    }
+    for mode, m in median.items():
+        print(
+            f"{mode:>4} (medians): {m.rate:,.0f} tasks/s, worker {m.worker_ms:.3f} ms/task,"
+            f" PostgreSQL {m.postgres_ms:.3f} ms/task"
+        )
+    off = median["off"]
+    for mode in ("idle", "on"):
+        m = median[mode]
+        print(
+            f"{mode} against off: worker CPU {m.worker_ms / off.worker_ms - 1:+.1%},"
+            f" PostgreSQL CPU {m.postgres_ms / off.postgres_ms - 1:+.1%},"
+            f" rate {m.rate / off.rate - 1:+.1%}"
+        )
+
+
+async def reset(database_url: str, *, trigger: bool) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute(
+            "TRUNCATE tasks, task_events, callback_events, callback_attempts RESTART IDENTITY"
+        )
+        state = "ENABLE" if trigger else "DISABLE"
+        await conn.execute(f"ALTER TABLE task_events {state} TRIGGER task_events_callback")
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--raw", type=int, default=5_000)
     parser.add_argument("--log-level", default="WARNING", help="the worker's HERALD_LOG_LEVEL")
+    parser.add_argument(
+        "--callbacks",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="instead: ROUNDS alternating runs without callbacks (trigger off), with the"
+        " trigger and no endpoint, and with an endpoint",
+    )
     args = parser.parse_args()
+    if args.callbacks:
+        async with fresh_database() as database_url:
+            with emulator(limits=False) as base_url:
+                await callbacks_comparison(
+                    database_url, base_url, args.tasks, args.callbacks, args.log_level
+                )
+        return
     async with fresh_database() as database_url:
         with emulator(limits=False) as base_url:
             raw_before = await raw_aiogram(base_url, args.raw)
@@ -111,7 +267,8 @@ async def main() -> None:
                 await remote.reset()
             with tempfile.TemporaryDirectory() as tmp:
                 log = Path(tmp) / "w.log"
-                rate = await herald_run(database_url, base_url, args.tasks, log, args.log_level)
+                run = await herald_run(database_url, base_url, args.tasks, log, args.log_level)
+                rate = run.rate
                 lines = len(log.read_bytes().splitlines())
             async with RemoteEmulator(base_url) as remote:
                 recorded = (await remote.stats())["messages"]

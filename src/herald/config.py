@@ -11,12 +11,14 @@ without `HERALD_JWT_SECRET` or `HERALD_JWT_PUBLIC_KEY`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import make_url
@@ -28,6 +30,54 @@ MIN_SECRET_CHARS = 32
 # Telegram's form, `<bot id>:<secret>`; aiogram refuses anything else when a worker starts.
 BOT_TOKEN_FORM = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+# Svix's published schedule: the delay before each attempt of a status callback.
+CALLBACK_RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+WEBHOOK_SECRET_PREFIX = "whsec_"
+_URL_FORM = re.compile(r"https?://[^/\s]+(/\S*)?")
+
+
+def webhook_secret_key(secret: str) -> bytes | None:
+    """The HMAC key of a Standard Webhooks secret (`whsec_` + base64 of 24 to 64 bytes),
+    None when `secret` is not of that form."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return None
+    try:
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key if 24 <= len(key) <= 64 else None
+
+
+class CallbackEndpointConfig(BaseModel):
+    """One client's endpoint in HERALD_CALLBACKS (`herald.callbacks`)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    url: str
+    secret: str
+    # During a rotation: the secret being retired; both sign until it is removed.
+    previous_secret: str | None = None
+    # The hosts a task's own callback_url may name; the URL's host when absent.
+    hosts: list[str] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_form(cls, value: str) -> str:
+        if not _URL_FORM.fullmatch(value):
+            raise ValueError("url must be an http:// or https:// URL")
+        return value
+
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _secret_form(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and webhook_secret_key(value) is None:
+            raise ValueError(
+                f"{info.field_name} must be whsec_ followed by the base64 of 24 to 64 random"
+                " bytes (e.g. whsec_$(openssl rand -base64 32))"
+            )
+        return value
 
 
 def env_name(field: str) -> str:
@@ -151,6 +201,30 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(60.0, gt=0)
     retention_batch_size: int = Field(500, ge=1, le=10_000)
 
+    # --- status callbacks (herald.callbacks, docs/callbacks.md) ---
+    # Endpoints per client, as JSON:
+    # HERALD_CALLBACKS='{"billing": {"url": "https://...", "secret": "whsec_..."}}'.
+    callbacks: dict[str, CallbackEndpointConfig] = Field(default_factory=dict)
+    # The delay before each attempt of an event, in seconds; after the last, it failed.
+    callback_retry_schedule: list[float] = Field(
+        default_factory=lambda: list(CALLBACK_RETRY_SCHEDULE), min_length=1
+    )
+    # A 2xx within this many seconds is a success; anything else is retried.
+    callback_timeout_seconds: float = Field(10.0, gt=0)
+    # Sends at once per worker process (and its connections to endpoints): apart from
+    # the Telegram deliveries, which a slow endpoint never holds up.
+    callback_concurrency: int = Field(32, ge=1, le=1000)
+    # How often an idle sender looks for due events.
+    callback_poll_seconds: float = Field(0.5, gt=0)
+    # A claimed event whose worker records nothing within this is due again.
+    callback_lease_seconds: float = Field(60.0, gt=0)
+    # An endpoint that failed every attempt for this long is paused until an operator
+    # resumes it (POST /api/callbacks/{client}/resume).
+    callback_pause_after_seconds: float = Field(86_400.0, gt=0)
+    # After a rotation (PUT /api/callbacks with "rotate": true) the old secret still
+    # signs, beside the new one, this long unless the request says otherwise.
+    callback_rotation_grace_seconds: float = Field(86_400.0, ge=0)
+
     @field_validator("jwt_secret", "jwt_previous_secret")
     @classmethod
     def _strong_secret(cls, value: str, info: ValidationInfo) -> str:
@@ -240,6 +314,24 @@ class Settings(BaseSettings):
                     ' per second, e.g. {"billing": 200, "*": 50}'
                 )
         return value
+
+    @field_validator("callback_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[float]) -> list[float]:
+        if any(not math.isfinite(d) or d < 0 for d in value):
+            raise ValueError(
+                "HERALD_CALLBACK_RETRY_SCHEDULE must be a JSON list of delays of 0 or more"
+                " seconds, e.g. [0, 5, 300]"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _callback_lease_covers_timeout(self) -> Settings:
+        if self.callback_lease_seconds <= self.callback_timeout_seconds:
+            raise ValueError(
+                "HERALD_CALLBACK_LEASE_SECONDS must be longer than HERALD_CALLBACK_TIMEOUT_SECONDS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _algorithm_matches_key(self) -> Settings:

@@ -35,6 +35,7 @@ from prometheus_client import (
     start_http_server,
 )
 
+from herald.callbacks.endpoints import backlog as callback_backlog
 from herald.db.pool import Executor
 from herald.db.stats import count_tasks
 
@@ -72,6 +73,23 @@ RATE_LIMIT_WAIT = Histogram(
     buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 
+# Status callbacks (worker), by client: an attempt that succeeded, one that failed and
+# is due again, an event given up after the schedule's last attempt; endpoints paused.
+CALLBACKS_SENT = Counter("herald_callbacks_sent_total", "Callback events delivered.", ["client"])
+CALLBACKS_RETRIED = Counter(
+    "herald_callbacks_retried_total", "Callback attempts that failed and will be retried.",
+    ["client"],
+)  # fmt: skip
+CALLBACKS_FAILED = Counter(
+    "herald_callbacks_failed_total", "Callback events failed after their last attempt.",
+    ["client"],
+)  # fmt: skip
+CALLBACK_ENDPOINTS_PAUSED = Counter(
+    "herald_callback_endpoint_pauses_total",
+    "Endpoints paused after failing every attempt for HERALD_CALLBACK_PAUSE_AFTER_SECONDS.",
+    ["client"],
+)
+
 # State from PostgreSQL (gateway, refreshed in the background).
 TASKS_BY_STATUS = Gauge("herald_tasks", "Tasks in the database by status.", ["status"])
 TASKS_DUE = Gauge("herald_tasks_due", "Pending tasks whose time has come (the backlog).")
@@ -80,14 +98,30 @@ TASKS_REFRESHED = Gauge(
     "When the last reading of herald_tasks and herald_tasks_due began (Unix time).",
 )
 
+CALLBACK_OLDEST = Gauge(
+    "herald_callback_oldest_undelivered_seconds",
+    "Age of each client's oldest callback event not yet delivered nor failed (0: none).",
+    ["client"],
+)
+CALLBACK_WAITING = Gauge(
+    "herald_callback_events_waiting", "Callback events not yet delivered nor failed.", ["client"]
+)
+CALLBACK_PAUSED = Gauge(
+    "herald_callback_endpoint_paused", "1 while a client's endpoint is paused.", ["client"]
+)
+
 
 async def refresh_state_gauges(pool: Executor) -> None:
-    """One query: counts per status and the due backlog."""
+    """Two queries: counts per status and the due backlog; the callback backlogs."""
     started = time.time()  # the values are as of (at least) this moment
     counts = await count_tasks(pool)
     for status, n in counts.by_status.items():
         TASKS_BY_STATUS.labels(status=status.value).set(n)
     TASKS_DUE.set(counts.due)
+    for b in await callback_backlog(pool):
+        CALLBACK_OLDEST.labels(client=b.client).set(b.oldest_seconds)
+        CALLBACK_WAITING.labels(client=b.client).set(b.waiting)
+        CALLBACK_PAUSED.labels(client=b.client).set(1 if b.paused else 0)
     TASKS_REFRESHED.set(started)
 
 

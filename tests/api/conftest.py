@@ -16,6 +16,7 @@ from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.queue import Hint
 from tests.conftest import make_settings
+from tests.support.databases import EMPTY_TABLES
 
 
 @dataclass
@@ -79,7 +80,7 @@ async def api(database_url: str) -> AsyncIterator[Api]:
     queue = RecordingQueue()
     app = create_app(settings, queue=queue)
     async with running(app) as client:
-        await app.state.gateway.pool.execute("TRUNCATE task_events, tasks RESTART IDENTITY CASCADE")
+        await app.state.gateway.pool.execute(EMPTY_TABLES)
         yield Api(app, client, settings, queue)
 
 

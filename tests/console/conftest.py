@@ -42,6 +42,7 @@ from herald.delivery.record import Transition, record_many
 from herald.devprocess import free_port
 from herald.states import TaskStatus
 from tests.conftest import make_settings
+from tests.support.databases import EMPTY_TABLES
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +149,7 @@ class Console:
 
     def reset(self) -> None:
         async def truncate() -> None:
-            await self.pool.execute("TRUNCATE task_events, tasks RESTART IDENTITY")
+            await self.pool.execute(EMPTY_TABLES)
             await self.redis.delete(self.settings.queue_name)
 
         self.run(truncate())

@@ -29,6 +29,7 @@ from herald.queue import RedisQueue
 from herald.telegram.sender import TelegramSender, make_bot
 from tests.conftest import REDIS_URL, make_settings
 from tests.delivery.workers import WorkerProcess
+from tests.support.databases import EMPTY_TABLES
 
 InsertTask = Callable[..., Awaitable[int]]
 
@@ -43,7 +44,7 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 @pytest.fixture
 async def db(pool: Pool) -> Pool:
     """The pool, over empty tables."""
-    await pool.execute("TRUNCATE task_events, tasks RESTART IDENTITY CASCADE")
+    await pool.execute(EMPTY_TABLES)
     return pool
 
 

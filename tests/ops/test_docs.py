@@ -34,8 +34,8 @@ def _same(documented: str, actual: object) -> bool:
         return documented == str(actual).lower()
     if isinstance(actual, int | float):
         return float(documented) == float(actual)
-    if isinstance(actual, dict):
-        return json.loads(documented) == actual
+    if isinstance(actual, dict | list):
+        return bool(json.loads(documented) == actual)
     return documented == str(actual)
 
 

@@ -135,6 +135,33 @@ BAD_SETTINGS: dict[str, tuple[list[str], dict[str, str | None], str, str | None]
         "HERALD_REDIS_URL",
         None,
     ),
+    "worker with callbacks that are not JSON": (
+        ["worker"],
+        {"HERALD_CALLBACKS": '{"billing": {"url": "http://b/h", "secret": "whsec_cb-secret-9"'},
+        "HERALD_CALLBACKS",
+        "cb-secret-9",
+    ),
+    "api with a callback secret not of the whsec_ form": (
+        ["api"],
+        {"HERALD_CALLBACKS": '{"billing": {"url": "http://b/h", "secret": "cb-secret-10"}}'},
+        "HERALD_CALLBACKS",
+        "cb-secret-10",
+    ),
+    "worker with a callback URL that is no URL": (
+        ["worker"],
+        {
+            "HERALD_CALLBACKS": '{"billing": {"url": "billing.internal", "secret":'
+            ' "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}'
+        },
+        "HERALD_CALLBACKS",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY",
+    ),
+    "worker with a retry schedule of negative delays": (
+        ["worker"],
+        {"HERALD_CALLBACK_RETRY_SCHEDULE": "[0, -5]"},
+        "HERALD_CALLBACK_RETRY_SCHEDULE",
+        None,
+    ),
     "token with a malformed maximum TTL": (
         ["token", "--sub", "ops", "--scope", "tasks:read"],
         {"HERALD_TOKEN_MAX_TTL_SECONDS": "a month"},

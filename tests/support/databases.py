@@ -17,3 +17,11 @@ async def drop_database(database_url: str) -> None:
         await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+# Every table a test writes, emptied and its ids restarted: a status callback row left
+# behind would otherwise belong to the next test's task of the same id.
+EMPTY_TABLES = (
+    "TRUNCATE task_events, tasks, callback_events, callback_attempts, callback_endpoints,"
+    " callback_audit RESTART IDENTITY CASCADE"
+)

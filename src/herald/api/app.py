@@ -21,8 +21,9 @@ from herald.api.enqueue import CoalescingEnqueuer
 from herald.api.errors import install_error_handlers
 from herald.api.openapi import install_openapi
 from herald.api.protection import IntakeGuard
-from herald.api.routes import intake, system, tasks
+from herald.api.routes import callbacks, intake, system, tasks
 from herald.api.state import GatewayState
+from herald.callbacks.endpoints import sync_configured
 from herald.config import Settings
 from herald.console import install_console
 from herald.db.intake import clear_enqueued
@@ -35,6 +36,7 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
+        await sync_configured(pool, settings)  # HERALD_CALLBACKS into the table
         redis = Redis.from_url(settings.redis_url)
         task_queue = queue if queue is not None else RedisQueue(redis, settings.queue_name)
 
@@ -95,6 +97,7 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
     install_openapi(app)
     app.include_router(intake.router)
     app.include_router(tasks.router)
+    app.include_router(callbacks.router)
     app.include_router(system.router)
     install_console(app)
     app.add_middleware(CorrelationIdMiddleware)

@@ -12,14 +12,20 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from herald.api.schemas import BatchRequest, ErrorEnvelope, TaskIn, TaskPatch
+from herald.api.schemas import (
+    BatchRequest,
+    CallbackEndpointIn,
+    ErrorEnvelope,
+    TaskIn,
+    TaskPatch,
+)
 
 ERROR_DESCRIPTIONS = {
     400: "malformed JSON or cursor",
     401: "no token, or an invalid or expired one",
     403: "the token lacks the scope",
-    404: "no such task (or another client's)",
-    409: "a transition the state machine does not allow",
+    404: "no such task (or another client's), or no callback endpoint",
+    409: "a transition the state machine does not allow, or an endpoint HERALD_CALLBACKS sets",
     413: "body too large",
     422: "invalid request",
     429: "over the client's intake quota (Retry-After)",
@@ -30,7 +36,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in ERROR_DESCRIPTIONS.items()
 }
 
-_BODY_MODELS: tuple[type[BaseModel], ...] = (TaskIn, BatchRequest, TaskPatch)
+_BODY_MODELS: tuple[type[BaseModel], ...] = (TaskIn, BatchRequest, TaskPatch, CallbackEndpointIn)
 _PUBLIC_PATHS = {"/health", "/ready", "/metrics"}
 
 

@@ -45,6 +45,7 @@ MAX_METADATA_BYTES = 16_384
 MAX_IDEMPOTENCY_KEY = 255
 
 _BUTTON_URL = re.compile(r"(https?|tg)://[^\s]{1,2040}")
+_CALLBACK_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
 # What Telegram may fetch or look up: an http(s) URL (something after the //) or a file_id
 # (URL-safe base64, never short). Not a path, file://, attach:// (a part of this same
 # request) or any other scheme: a local Bot API server reads file:// paths from its disk.
@@ -136,6 +137,18 @@ class TaskIn(BaseModel):
     max_attempts: StrictInt | None = Field(None, ge=1, le=100)
     delivery: DeliveryMode = DeliveryMode.EXACTLY_ONCE
     metadata: dict[str, Any] | None = Field(None, description="free JSON kept for the producer")
+    callback_url: Annotated[SafeStr, Field(max_length=2048)] | None = Field(
+        None,
+        description="where this task's status callbacks go instead of the client's endpoint:"
+        " an http(s) URL on a host that endpoint allows (docs/callbacks.md)",
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        if value is not None and not _CALLBACK_URL.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("text")
     @classmethod
@@ -232,19 +245,20 @@ class TaskIn(BaseModel):
         sorted at validation. An idempotency key is not part of it: the same task alone or
         in a batch is the same request. Pass `content` when it was built already.
         """
-        canonical = orjson.dumps(
-            [
-                self.content() if content is None else content,
-                self.chat_id.ref,
-                self.send_at,
-                self.expires_at,
-                self.priority,
-                self.max_attempts,
-                self.delivery.value,
-                self.metadata,
-            ],
-            option=orjson.OPT_SORT_KEYS,
-        )
+        fields = [
+            self.content() if content is None else content,
+            self.chat_id.ref,
+            self.send_at,
+            self.expires_at,
+            self.priority,
+            self.max_attempts,
+            self.delivery.value,
+            self.metadata,
+        ]
+        if self.callback_url is not None:
+            # Only when given: the hashes stored before the field existed still match.
+            fields.append(self.callback_url)
+        canonical = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).digest()
 
 
@@ -322,6 +336,7 @@ class TaskOut(BaseModel):
     failures: int = Field(description="failed attempts, bounded by max_attempts (never a 429)")
     next_attempt_at: datetime
     metadata: dict[str, Any] | None
+    callback_url: str | None = None
     telegram_message_id: int | None
     last_error_code: int | None
     last_error: str | None
@@ -379,3 +394,70 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
+
+
+class CallbackEndpointIn(BaseModel):
+    """PUT /api/callbacks: a client's endpoint for status callbacks (docs/callbacks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client: Annotated[SafeStr, Field(min_length=1, max_length=200)]
+    url: Annotated[SafeStr, Field(max_length=2048)]
+    hosts: list[Annotated[SafeStr, Field(min_length=1, max_length=253)]] | None = Field(
+        None,
+        max_length=50,
+        description="hosts a task's callback_url may name; the URL's host by default",
+    )
+    rotate: StrictBool = Field(
+        False, description="make a new secret; the old one still signs during the grace period"
+    )
+    grace_seconds: float | None = Field(
+        None, ge=0, le=30 * 86400, description="the grace period of a rotation"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _CALLBACK_URL.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class CallbackEndpointOut(BaseModel):
+    client: str
+    url: str
+    hosts: list[str]
+    source: str = Field(description="env (HERALD_CALLBACKS) or api (PUT /api/callbacks)")
+    previous_secret_until: datetime | None = Field(
+        description="during a rotation: the old secret signs too until then"
+    )
+    paused_at: datetime | None
+    failing_since: datetime | None
+    updated_at: datetime
+    secret: str | None = Field(
+        None, description="only in the answer that made it (a new endpoint, a rotation)"
+    )
+
+
+class CallbackAttemptOut(BaseModel):
+    at: datetime
+    attempt: int
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+
+class CallbackEventOut(BaseModel):
+    id: str = Field(description="the webhook-id header, the same on every attempt")
+    seq: int
+    type: str
+    status: Literal["pending", "sending", "delivered", "failed"]
+    attempts: list[CallbackAttemptOut]
+    created_at: datetime
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+    payload: dict[str, Any] = Field(description="the body sent")
+
+
+class CallbackEventList(BaseModel):
+    items: list[CallbackEventOut]

@@ -15,6 +15,7 @@ field").
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -31,7 +33,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from herald.db.base import Base
@@ -87,6 +89,9 @@ class Task(Base):
     last_error_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     correlation_id: Mapped[str | None] = mapped_column(Text)
+    # Where this task's status callbacks go instead of its client's endpoint URL: a host
+    # that endpoint allows (checked at intake; docs/callbacks.md).
+    callback_url: Mapped[str | None] = mapped_column(Text)
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -169,6 +174,7 @@ class TaskRecord(NamedTuple):
     last_error_code: int | None
     last_error: str | None
     correlation_id: str | None
+    callback_url: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -191,6 +197,7 @@ class NewTask(NamedTuple):
     delivery: str
     send_at: datetime | None
     expires_at: datetime | None
+    callback_url: str | None = None
 
 
 NEW_TASK_DERIVED = 4  # NewTask's fields before those taken from the request as they are
@@ -209,6 +216,104 @@ class EventRecord(NamedTuple):
     reason: str | None
     error_code: int | None
     details: dict[str, Any] | None
+
+
+class CallbackStatus(StrEnum):
+    """An outbox event's state: pending (due at next_attempt_at), sending (claimed under a
+    lease until next_attempt_at), delivered (a 2xx), failed (the retry schedule ran out)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+_CALLBACK_STATUSES = literals(CallbackStatus)
+_CALLBACK_OPEN = literals((CallbackStatus.PENDING, CallbackStatus.SENDING))
+
+
+class CallbackEndpoint(Base):
+    """Where a client's status callbacks go (`herald.callbacks`), from HERALD_CALLBACKS
+    (source `env`) or PUT /api/callbacks (source `api`)."""
+
+    __tablename__ = "callback_endpoints"
+
+    client: Mapped[str] = mapped_column(Text, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    # The hosts a task's own `callback_url` may name (the URL's host by default).
+    hosts: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    secret: Mapped[str] = mapped_column(Text)  # whsec_...
+    # During a rotation: the secret being retired, still signing until previous_until.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(Text)
+    # Set when every attempt since `failing_since` failed for HERALD_CALLBACK_PAUSE_AFTER_SECONDS.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CallbackEvent(Base):
+    """The outbox: one row per event a producer hears of, written by the trigger on
+    task_events in the transaction of the transition (migration 0006)."""
+
+    __tablename__ = "callback_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(BigInteger)
+    client: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)  # per task, from 1: the order of sending
+    type: Mapped[str] = mapped_column(Text)  # task.delivered, ...
+    url: Mapped[str | None] = mapped_column(Text)  # the task's callback_url, if any
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, server_default=text(literal(CallbackStatus.PENDING)))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # pending: when it is due; sending: when its lease expires (then it is due again).
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "seq", name="uq_callback_events_task_seq"),
+        CheckConstraint(f"status IN ({_CALLBACK_STATUSES})", name="status"),
+        # The senders' claim: open events by due time.
+        Index(
+            "ix_callback_events_due",
+            "next_attempt_at",
+            postgresql_where=text(f"status IN ({_CALLBACK_OPEN})"),
+        ),
+    )
+
+
+class CallbackAttempt(Base):
+    """One HTTP attempt of an event: what GET /api/tasks/{id}/callbacks shows."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    worker: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CallbackAudit(Base):
+    """What happened to an endpoint: set, rotated, paused, resumed (never its secret)."""
+
+    __tablename__ = "callback_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    client: Mapped[str] = mapped_column(Text, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 TASK_COLUMNS = ", ".join(TaskRecord._fields)

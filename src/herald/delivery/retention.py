@@ -5,8 +5,9 @@ Only `delivered`, `failed` and `cancelled` tasks go, counted from their last cha
 `pending` or `sending` one is still work. Deletes run in small batches, each its own short
 transaction over rows locked with SKIP LOCKED, so every worker may purge at once without
 waiting on each other, on an operator's PATCH, or holding locks that intake or delivery
-would queue behind. One batch is one statement (a round trip): the task rows and their
-events together.
+would queue behind. One batch is one statement (a round trip): the task rows, their
+events, and their status callbacks with their attempts together. A task whose callback is
+still waiting (its endpoint paused, say) stays until it was delivered or failed.
 
 A purged task frees its idempotency key: the same key posted again makes a new task.
 docs/delivery.md ("Retention") says what that means for producers.
@@ -21,10 +22,13 @@ import time
 import structlog
 
 from herald.config import Settings
+from herald.db.models import CallbackStatus
 from herald.db.pool import Executor
-from herald.db.sql import FINAL_PREDICATE
+from herald.db.sql import FINAL_PREDICATE, literals
 
 log = structlog.get_logger(__name__)
+
+_OPEN_CALLBACKS = literals((CallbackStatus.PENDING, CallbackStatus.SENDING))
 
 # The partial index ix_tasks_final_updated (migration 0005) serves the oldest-first pick:
 # the statuses are written as its predicate is, so even a generic plan can use it.
@@ -33,11 +37,19 @@ WITH doomed AS (
     SELECT id FROM tasks
     WHERE {FINAL_PREDICATE}
       AND updated_at < now() - make_interval(secs => $1)
+      -- A status callback still on its way keeps its task (and itself) until it is done.
+      AND NOT EXISTS (SELECT 1 FROM callback_events c
+                      WHERE c.task_id = tasks.id AND c.status IN ({_OPEN_CALLBACKS}))
     ORDER BY updated_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), events AS (
     DELETE FROM task_events e USING doomed WHERE e.task_id = doomed.id
+), callbacks AS (
+    DELETE FROM callback_events c USING doomed WHERE c.task_id = doomed.id
+    RETURNING c.id
+), attempts AS (
+    DELETE FROM callback_attempts a USING callbacks WHERE a.event_id = callbacks.id
 )
 DELETE FROM tasks t USING doomed WHERE t.id = doomed.id
 """

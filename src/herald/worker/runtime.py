@@ -1,7 +1,8 @@
 """A worker process's resources, opened once at its start-up and closed at its shutdown.
 
 `WorkerRuntime.start(settings)` opens the asyncpg pool, the Redis client and the aiogram
-Bot, and starts beside the deliveries the sweeper, the heartbeat (`herald.fleet`), the
+Bot, and starts beside the deliveries the sweeper, the status callbacks' sender (on a
+pool of its own, `herald.callbacks.sender`), the heartbeat (`herald.fleet`), the
 watch on the main process (`lifeline`) and the log summary (`summary`). `close()` runs
 after the in-flight deliveries have finished and recorded their outcome.
 
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from herald.callbacks.endpoints import sync_configured
+from herald.callbacks.sender import run_sender
 from herald.config import Settings
-from herald.db.pool import create_pool
+from herald.db.pool import Pool, create_pool
 from herald.delivery.hints import Hints
 from herald.delivery.pipeline import Deliverer, worker_identity
 from herald.delivery.ratelimit import RateLimiter
@@ -32,6 +35,9 @@ from herald.worker.summary import DeliverySummary
 
 log = structlog.get_logger(__name__)
 
+# The sender's claim, its records in flight and a spare.
+_CALLBACK_POOL_SIZE = 3
+
 
 @dataclass
 class WorkerRuntime:
@@ -40,12 +46,18 @@ class WorkerRuntime:
     stop: asyncio.Event
     heartbeat: Heartbeat
     summary: DeliverySummary
-    # The sweeper, the heartbeat, the watch on the main process, the summary.
+    # The sweeper, the heartbeat, the watch on the main process, the summary, the
+    # callbacks' sender.
     background: list[asyncio.Task[None]]
+    callback_pool: Pool
 
     @classmethod
     async def start(cls, settings: Settings) -> WorkerRuntime:
         pool = await create_pool(settings)
+        # The callbacks' sender has its own few connections: a slow endpoint never makes
+        # a delivery wait for one.
+        callback_pool = await create_pool(settings, max_size=_CALLBACK_POOL_SIZE)
+        await sync_configured(callback_pool, settings)
         # Blocking: with --max-async-tasks deliveries at once, a pool that raises when it
         # runs out (redis-py's default) failed rate-limit calls under a burst; this one waits.
         redis = Redis(
@@ -82,8 +94,9 @@ class WorkerRuntime:
             asyncio.create_task(heartbeat.run(stop)),
             asyncio.create_task(lifeline.watch(stop, settings.worker_heartbeat_seconds)),
             asyncio.create_task(summary.run(stop)),
+            asyncio.create_task(run_sender(callback_pool, settings, deliverer.owner, stop)),
         ]
-        runtime = cls(deliverer, redis, stop, heartbeat, summary, background)
+        runtime = cls(deliverer, redis, stop, heartbeat, summary, background, callback_pool)
         # Everything allocated so far (modules, pydantic models, pools) lives as long as the
         # process: move it out of the collector's reach, so that the full collections the
         # send path triggers walk only the objects deliveries create.
@@ -111,5 +124,6 @@ class WorkerRuntime:
         await self.deliverer.hints.close()
         await self.deliverer.sender.close()
         await self.deliverer.pool.close()
+        await self.callback_pool.close()
         await self.redis.aclose()
         log.info("worker_stopped", owner=self.deliverer.owner)

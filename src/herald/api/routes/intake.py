@@ -24,6 +24,8 @@ from herald.api.routing import RawRoute
 from herald.api.schemas import MAX_IDEMPOTENCY_KEY, BatchIn, BatchItem, BatchOut, TaskIn, TaskOut
 from herald.api.state import GatewayState, correlation_id, gateway
 from herald.api.views import task_json
+from herald.callbacks.endpoints import hosts_of as endpoint_hosts
+from herald.callbacks.endpoints import url_allowed
 from herald.db.intake import BatchStored, NewTask, insert_task, insert_tasks
 from herald.db.models import NEW_TASK_DERIVED
 from herald.metrics import INTAKE_REFUSED, TASKS_CREATED, TASKS_REPLAYED
@@ -51,6 +53,20 @@ def _new_task(task: TaskIn, key: str, default_attempts: int) -> NewTask:
     content = task.content()
     attempts = task.max_attempts or default_attempts
     return NewTask(key, task.request_hash(content), content, attempts, *_SENT(task))
+
+
+def callback_url_refused(url: str, hosts: list[str] | None) -> ApiError | None:
+    """The 422 for a task's callback_url outside its client's endpoint's hosts."""
+    if hosts and url_allowed(url, hosts):
+        return None
+    why = "names a host its client's callback endpoint does not allow"
+    if not hosts:
+        why = "needs a callback endpoint for its client (PUT /api/callbacks)"
+    return Unprocessable(
+        f"callback_url {why}",
+        code="callback_url_not_allowed",
+        details={"callback_url": url, "allowed_hosts": hosts or []},
+    )
 
 
 def _actor(principal: Principal) -> str:
@@ -88,6 +104,11 @@ async def create_task(request: Request) -> Response:
         principal = _authorize(gw, request)
         key = _idempotency_key(request)
         task = parse_json(TaskIn, await read_body(request, gw.settings.max_body_bytes))
+        if task.callback_url is not None:
+            hosts = await endpoint_hosts(gw.pool, principal.client)
+            refused = callback_url_refused(task.callback_url, hosts)
+            if refused is not None:
+                raise refused
     except ApiError as exc:
         INTAKE_REFUSED.labels(reason=exc.code).inc()
         raise
@@ -134,6 +155,7 @@ async def create_batch(request: Request) -> Response:
     cid = correlation_id(request)
     results: list[dict[str, Any]] = []
     first: dict[str, NewTask] = {}  # one insert per key; later duplicates compare to it
+    hosts: list[str] | None = None  # the client's callback hosts, read once if needed
     for index, raw in enumerate(batch.items):
         key = raw.get("idempotency_key") if isinstance(raw, dict) else None
         try:
@@ -143,6 +165,16 @@ async def create_batch(request: Request) -> Response:
             err["details"] = validation_details(exc.errors())  # type: ignore[assignment]
             results.append(_result(index, key, "error", error=err))
             continue
+        if item.callback_url is not None:
+            if hosts is None:
+                hosts = await endpoint_hosts(gw.pool, principal.client) or []
+            refused = callback_url_refused(item.callback_url, hosts)
+            if refused is not None:
+                error = {"code": refused.code, "message": refused.message}
+                results.append(
+                    _result(index, key, "error", error=error | {"details": refused.details})
+                )
+                continue
         new = _new_task(item, item.idempotency_key, gw.settings.max_attempts)
         first.setdefault(new.idempotency_key, new)
         results.append(_result(index, item.idempotency_key, "undecided", new=new))

@@ -17,6 +17,7 @@ from herald.api.body import parse_json, read_body
 from herald.api.errors import Conflict, NotFound, Unprocessable
 from herald.api.openapi import ERRORS
 from herald.api.responses import OrjsonResponse
+from herald.api.routes.callbacks import CallbackEventList, task_callbacks
 from herald.api.schemas import EventList, TaskOut, TaskPage, TaskPatch, UtcDatetime
 from herald.api.state import correlation_id, gateway
 from herald.api.views import decode_cursor, encode_cursor, event_json, task_json
@@ -95,6 +96,19 @@ async def list_events(task_id: TaskId, principal: PrincipalDep, request: Request
         raise _not_found(task_id)
     events = await repo.list_events(pool, task_id)
     return OrjsonResponse({"items": [event_json(e) for e in events]})
+
+
+@router.get(
+    "/{task_id}/callbacks",
+    response_model=CallbackEventList,
+    responses=ERRORS,
+    summary="Status callbacks of a task: each event with its attempts",
+)
+async def list_callbacks(task_id: TaskId, principal: PrincipalDep, request: Request) -> Response:
+    pool = gateway(request).pool
+    if await repo.get_task(pool, task_id, _visible_client(principal)) is None:
+        raise _not_found(task_id)
+    return await task_callbacks(pool, task_id)
 
 
 @router.patch(

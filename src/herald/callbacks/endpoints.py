@@ -1,0 +1,304 @@
+"""Where a client's status callbacks go: the `callback_endpoints` rows and their audit.
+
+Two sources. HERALD_CALLBACKS is written into the table by every gateway and worker
+process at its start (`sync_configured`), so every process of a deployment must have the
+same value; a client configured there is managed there (PUT answers 409 for it). PUT
+/api/callbacks sets the others (`put`). The outbox trigger writes events only for the
+clients with a row, and the senders read the URL and secrets from it at each attempt, so
+a new URL or secret applies to the events still waiting.
+
+A secret is shown once, in the answer to the PUT that made it, and is never written to
+a log, an error, a metric, the audit trail or a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from herald.callbacks.signing import new_secret
+from herald.config import Settings
+from herald.db.models import CallbackStatus
+from herald.db.pool import Executor, Pool
+from herald.db.sql import literals
+
+ENV, API = "env", "api"
+_OPEN = literals((CallbackStatus.PENDING, CallbackStatus.SENDING))
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def url_allowed(url: str, hosts: Sequence[str]) -> bool:
+    """Whether a task's callback_url names one of its endpoint's hosts (http or https)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and host_of(url) in {h.lower() for h in hosts}
+
+
+_UPSERT_ENV = """
+INSERT INTO callback_endpoints (client, url, hosts, secret, previous_secret, source)
+VALUES ($1, $2, $3, $4, $5, 'env')
+ON CONFLICT (client) DO UPDATE SET
+    url = EXCLUDED.url, hosts = EXCLUDED.hosts, secret = EXCLUDED.secret,
+    previous_secret = EXCLUDED.previous_secret, previous_until = NULL, source = 'env',
+    updated_at = now()
+WHERE (callback_endpoints.url, callback_endpoints.hosts, callback_endpoints.secret,
+       callback_endpoints.previous_secret, callback_endpoints.source)
+      IS DISTINCT FROM (EXCLUDED.url, EXCLUDED.hosts, EXCLUDED.secret,
+                        EXCLUDED.previous_secret, 'env')
+"""
+_DROP_ENV = "DELETE FROM callback_endpoints WHERE source = 'env' AND NOT client = ANY($1::text[])"
+
+
+async def sync_configured(pool: Pool, settings: Settings) -> None:
+    """Write HERALD_CALLBACKS into the table, and drop the clients it no longer names.
+    Run by each process at its start: a few statements, one per client."""
+    async with pool.acquire() as conn, conn.transaction():
+        for client, e in sorted(settings.callbacks.items()):
+            hosts = e.hosts or [host_of(e.url)]
+            await conn.execute(_UPSERT_ENV, client, e.url, hosts, e.secret, e.previous_secret)
+        await conn.execute(_DROP_ENV, sorted(settings.callbacks))
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An endpoint as the API shows it: never its secrets."""
+
+    client: str
+    url: str
+    hosts: list[str]
+    source: str
+    rotating_until: datetime | None  # a previous secret still signs until then
+    paused_at: datetime | None
+    failing_since: datetime | None
+    updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "url": self.url,
+            "hosts": self.hosts,
+            "source": self.source,
+            "previous_secret_until": self.rotating_until,
+            "paused_at": self.paused_at,
+            "failing_since": self.failing_since,
+            "updated_at": self.updated_at,
+        }
+
+
+_ENDPOINT_COLUMNS = (
+    "client, url, hosts, source, CASE WHEN previous_secret IS NOT NULL THEN"
+    " coalesce(previous_until, 'infinity') END AS rotating_until, paused_at, failing_since,"
+    " updated_at"
+)
+
+
+def _endpoint(row: Any) -> Endpoint:
+    until = row["rotating_until"]
+    return Endpoint(
+        client=row["client"],
+        url=row["url"],
+        hosts=list(row["hosts"]),
+        source=row["source"],
+        rotating_until=None if until is None or until == datetime.max else until,
+        paused_at=row["paused_at"],
+        failing_since=row["failing_since"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def get(pool: Executor, client: str) -> Endpoint | None:
+    row = await pool.fetchrow(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM callback_endpoints WHERE client = $1", client
+    )
+    return None if row is None else _endpoint(row)
+
+
+async def hosts_of(pool: Executor, client: str) -> list[str] | None:
+    """The hosts a task of `client` may name in its callback_url; None: no endpoint."""
+    hosts = await pool.fetchval("SELECT hosts FROM callback_endpoints WHERE client = $1", client)
+    return None if hosts is None else list(hosts)
+
+
+class ManagedByEnvironment(Exception):
+    """PUT for a client that HERALD_CALLBACKS configures: the route answers 409."""
+
+
+class NoEndpoint(Exception):
+    """Resume or rotate for a client without an endpoint: the route answers 404."""
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    endpoint: Endpoint
+    secret: str | None  # shown once: set when this request made a new one
+
+
+_LOCK = "SELECT source FROM callback_endpoints WHERE client = $1 FOR UPDATE"
+_INSERT = f"""
+INSERT INTO callback_endpoints (client, url, hosts, secret, source)
+VALUES ($1, $2, $3, $4, 'api')
+RETURNING {_ENDPOINT_COLUMNS}
+"""
+_UPDATE = f"""
+UPDATE callback_endpoints SET
+    url = $2,
+    hosts = $3,
+    previous_secret = CASE WHEN $4::text IS NULL THEN previous_secret ELSE secret END,
+    previous_until = CASE WHEN $4::text IS NULL THEN previous_until
+                     ELSE now() + make_interval(secs => $5) END,
+    secret = coalesce($4, secret),
+    updated_at = now()
+WHERE client = $1
+RETURNING {_ENDPOINT_COLUMNS}
+"""
+_AUDIT = "INSERT INTO callback_audit (client, actor, action, details) VALUES ($1, $2, $3, $4)"
+
+
+async def put(
+    pool: Pool,
+    client: str,
+    url: str,
+    hosts: Sequence[str] | None,
+    *,
+    rotate: bool,
+    grace_seconds: float,
+    actor: str,
+) -> PutResult:
+    """Set `client`'s endpoint: a new one gets a secret; `rotate` makes a new secret and
+    keeps the old one signing for `grace_seconds`. One transaction with its audit row."""
+    host_list = list(hosts) if hosts else [host_of(url)]
+    async with pool.acquire() as conn, conn.transaction():
+        source = await conn.fetchval(_LOCK, client)
+        if source == ENV:
+            raise ManagedByEnvironment(client)
+        secret: str | None
+        if source is None:
+            secret = new_secret()
+            row = await conn.fetchrow(_INSERT, client, url, host_list, secret)
+            action = "created"
+        else:
+            secret = new_secret() if rotate else None
+            row = await conn.fetchrow(_UPDATE, client, url, host_list, secret, grace_seconds)
+            action = "rotated" if rotate else "updated"
+        assert row is not None
+        details: dict[str, Any] = {"url": url, "hosts": host_list}
+        if rotate and source is not None:
+            details["grace_seconds"] = grace_seconds
+        await conn.execute(_AUDIT, client, actor, action, details)
+        return PutResult(_endpoint(row), secret)
+
+
+_RESUME = f"""
+WITH resumed AS (
+    UPDATE callback_endpoints SET paused_at = NULL, failing_since = NULL, updated_at = now()
+    WHERE client = $1
+    RETURNING {_ENDPOINT_COLUMNS}
+), due AS (
+    UPDATE callback_events SET next_attempt_at = now()
+    WHERE client = $1 AND status IN ({_OPEN}) AND lease_owner IS NULL
+      AND EXISTS (SELECT 1 FROM resumed)
+), audit AS (
+    INSERT INTO callback_audit (client, actor, action)
+    SELECT client, $2, 'resumed' FROM resumed
+)
+SELECT * FROM resumed
+"""
+
+
+async def resume(pool: Executor, client: str, actor: str) -> Endpoint:
+    """Unpause `client`'s endpoint; its waiting events are due at once."""
+    row = await pool.fetchrow(_RESUME, client, actor)
+    if row is None:
+        raise NoEndpoint(client)
+    return _endpoint(row)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    at: datetime
+    attempt: int
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: str  # the webhook-id
+    seq: int
+    type: str
+    status: str
+    attempts: list[AttemptView]
+    created_at: datetime
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+    payload: dict[str, Any]
+
+
+_TASK_EVENTS = """
+SELECT e.task_id, e.seq, e.type, e.status, e.created_at, e.finished_at, e.next_attempt_at,
+       e.payload,
+       coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'at', a.at, 'attempt', a.attempt, 'status_code', a.status_code,
+                    'latency_ms', a.latency_ms, 'error', a.error) ORDER BY a.id)
+                 FROM callback_attempts a WHERE a.event_id = e.id), '[]') AS attempts
+FROM callback_events e WHERE e.task_id = $1 ORDER BY e.seq
+"""
+
+
+async def task_events(pool: Executor, task_id: int) -> list[EventView]:
+    from herald.callbacks.signing import message_id
+
+    rows = await pool.fetch(_TASK_EVENTS, task_id)
+    return [
+        EventView(
+            id=message_id(r["task_id"], r["seq"]),
+            seq=r["seq"],
+            type=r["type"],
+            status=r["status"],
+            attempts=[
+                AttemptView(
+                    at=datetime.fromisoformat(a["at"]),
+                    attempt=a["attempt"],
+                    status_code=a["status_code"],
+                    latency_ms=a["latency_ms"],
+                    error=a["error"],
+                )
+                for a in r["attempts"]
+            ],
+            created_at=r["created_at"],
+            finished_at=r["finished_at"],
+            next_attempt_at=r["next_attempt_at"] if r["status"] == CallbackStatus.PENDING else None,
+            payload=r["payload"],
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientBacklog:
+    client: str
+    oldest_seconds: float  # age of its oldest undelivered event (0: none)
+    waiting: int
+    paused: bool
+
+
+_BACKLOG = f"""
+SELECT p.client, p.paused_at IS NOT NULL AS paused,
+       coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM callback_events e
+                WHERE e.client = p.client AND e.status IN ({_OPEN}))), 0)::float8 AS oldest,
+       (SELECT count(*) FROM callback_events e
+        WHERE e.client = p.client AND e.status IN ({_OPEN})) AS waiting
+FROM callback_endpoints p
+"""
+
+
+async def backlog(pool: Executor) -> list[ClientBacklog]:
+    """Per endpoint: its oldest undelivered event's age, events waiting, paused."""
+    rows = await pool.fetch(_BACKLOG)
+    return [ClientBacklog(r["client"], r["oldest"], r["waiting"], r["paused"]) for r in rows]
