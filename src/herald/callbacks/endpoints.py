@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from herald.callbacks.events import CallbackStatus
 from herald.callbacks.signing import new_secret
 from herald.config import Settings
-from herald.db.models import CallbackStatus
 from herald.db.pool import Executor, Pool
 from herald.db.sql import literals
 

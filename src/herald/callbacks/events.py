@@ -1,4 +1,4 @@
-"""Which transition a producer hears of, and as which event.
+"""Which transition a producer hears of, as which event, and the states of its outbox row.
 
 The trigger of migration 0006 decides the same in SQL for every audit event written;
 `tests/callbacks/test_outbox.py` checks it against `event_type` for every row of the
@@ -6,6 +6,8 @@ transition table (`herald.states`).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from herald.states import Actor, Edge, TaskStatus
 
@@ -17,6 +19,17 @@ EXPIRED = "task.expired"
 RESENT = "task.resent"
 RESOLVED = "task.resolved"
 EVENT_TYPES = (DELIVERED, FAILED, UNCERTAIN, CANCELLED, EXPIRED, RESENT, RESOLVED)
+
+
+class CallbackStatus(StrEnum):
+    """An outbox event's state: pending (due at next_attempt_at), sending (claimed under a
+    lease until next_attempt_at), delivered (a 2xx), failed (the retry schedule ran out)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
 
 _BY_STATUS = {
     TaskStatus.DELIVERED: DELIVERED,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from herald.db.models import CallbackStatus
+from herald.callbacks.events import CallbackStatus
 from herald.db.pool import Executor
 from herald.db.sql import literal, literals
 

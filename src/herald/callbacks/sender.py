@@ -21,9 +21,9 @@ import aiohttp
 import structlog
 
 from herald.callbacks import outbox
+from herald.callbacks.events import CallbackStatus
 from herald.callbacks.signing import headers, message_id
 from herald.config import Settings
-from herald.db.models import CallbackStatus
 from herald.db.pool import Pool
 from herald.delivery.coalesce import Coalescer
 from herald.metrics import (

@@ -15,7 +15,6 @@ field").
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -36,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from herald.callbacks.events import CallbackStatus
 from herald.db.base import Base
 from herald.db.sql import FINAL_PREDICATE, literal, literals
 from herald.states import DeliveryMode, TaskStatus
@@ -216,16 +216,6 @@ class EventRecord(NamedTuple):
     reason: str | None
     error_code: int | None
     details: dict[str, Any] | None
-
-
-class CallbackStatus(StrEnum):
-    """An outbox event's state: pending (due at next_attempt_at), sending (claimed under a
-    lease until next_attempt_at), delivered (a 2xx), failed (the retry schedule ran out)."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 _CALLBACK_STATUSES = literals(CallbackStatus)

@@ -21,8 +21,8 @@ import time
 
 import structlog
 
+from herald.callbacks.events import CallbackStatus
 from herald.config import Settings
-from herald.db.models import CallbackStatus
 from herald.db.pool import Executor
 from herald.db.sql import FINAL_PREDICATE, literals
 
