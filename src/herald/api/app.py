@@ -21,7 +21,7 @@ from herald.api.enqueue import CoalescingEnqueuer
 from herald.api.errors import install_error_handlers
 from herald.api.openapi import install_openapi
 from herald.api.protection import IntakeGuard
-from herald.api.routes import intake, system, tasks
+from herald.api.routes import intake, recipients, system, tasks, telegram
 from herald.api.state import GatewayState
 from herald.config import Settings
 from herald.console import install_console
@@ -95,6 +95,8 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
     install_openapi(app)
     app.include_router(intake.router)
     app.include_router(tasks.router)
+    app.include_router(recipients.router)
+    app.include_router(telegram.router)
     app.include_router(system.router)
     install_console(app)
     app.add_middleware(CorrelationIdMiddleware)
