@@ -58,15 +58,15 @@ def tg(telegram_emulator: EmulatorHandle) -> EmulatorHandle:
     return telegram_emulator
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """`check()`'s first truthy value, asked every 50 ms; AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
+    """`check()`'s first truthy value, asked every 50 ms; AssertionError after `within` s."""
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
+            raise AssertionError(f"still {value!r} after {within} s")
         await asyncio.sleep(0.05)
 
 
