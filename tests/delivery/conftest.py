@@ -43,7 +43,10 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 @pytest.fixture
 async def db(pool: Pool) -> Pool:
     """The pool, over empty tables."""
-    await pool.execute("TRUNCATE task_events, tasks RESTART IDENTITY CASCADE")
+    await pool.execute(
+        "TRUNCATE task_events, tasks, chats, recipients, recipient_links, telegram_updates,"
+        " telegram_offsets RESTART IDENTITY CASCADE"
+    )
     return pool
 
 
