@@ -39,6 +39,13 @@ def send_text(emulator: Emulator, bot: int, user_id: int, text: str) -> dict[str
     return emulator.bot_updates(bot).add("message", message)
 
 
+def _member(emulator: Emulator, bot: int, status: str) -> dict[str, Any]:
+    member: dict[str, Any] = {"user": _bot_user(emulator, bot), "status": status}
+    if status == "kicked":
+        member["until_date"] = 0  # forever, as a user's block is
+    return member
+
+
 def _membership(emulator: Emulator, bot: int, chat_id: int, old: str, new: str) -> None:
     emulator.bot_updates(bot).add(
         "my_chat_member",
@@ -46,8 +53,8 @@ def _membership(emulator: Emulator, bot: int, chat_id: int, old: str, new: str) 
             "chat": emulator.chats.chat_object(chat_id),
             "from": _user(chat_id) if chat_id > 0 else _user(1),
             "date": int(time.time()),
-            "old_chat_member": {"user": _bot_user(emulator, bot), "status": old},
-            "new_chat_member": {"user": _bot_user(emulator, bot), "status": new},
+            "old_chat_member": _member(emulator, bot, old),
+            "new_chat_member": _member(emulator, bot, new),
         },
     )
 
