@@ -78,6 +78,7 @@ class Herald:
     pool: Pool
     deliverer: Deliverer
     tg: EmulatorHandle
+    tokens: dict[str, str]  # "other": another producer's, "reader": an operator's
 
     @property
     def webhook_url(self) -> str:
@@ -117,8 +118,8 @@ class Herald:
         value: int = await self.pool.fetchval(f"SELECT count(*) FROM {table} WHERE {where}")
         return value
 
-    async def link(self, external_id: str) -> str:
-        response = await self.client.post(f"/api/recipients/{external_id}/link")
+    async def link(self, external_id: str, **body: Any) -> str:
+        response = await self.client.post(f"/api/recipients/{external_id}/link", json=body or None)
         assert response.status_code == 201, response.text
         code: str = response.json()["code"]
         return code
@@ -155,6 +156,7 @@ async def herald(database_url: str, db: Pool, tg: EmulatorHandle) -> AsyncIterat
         rate_chat_per_second=0,
         rate_group_per_minute=0,
         telegram_timeout=5.0,
+        recipient_welcome={"shop": "Order news from {client} will come here.", "*": "Hello"},
     )
     port = free_port()
     server = uvicorn.Server(
@@ -175,11 +177,16 @@ async def herald(database_url: str, db: Pool, tg: EmulatorHandle) -> AsyncIterat
         owner=worker_identity(),
     )
     token = mint_token(settings, "shop", ["tasks:write"])
+    # Another producer's token, and an operator's.
+    tokens = {
+        "other": mint_token(settings, "other", ["tasks:write"]),
+        "reader": mint_token(settings, "ops", ["tasks:read"]),
+    }
     base_url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     ) as client:
-        yield Herald(base_url, client, settings, db, deliverer, tg)
+        yield Herald(base_url, client, settings, db, deliverer, tg, tokens)
     # The emulator's webhook pusher must stop calling this gateway before it goes.
     tg.reset()
     await deliverer.hints.close()

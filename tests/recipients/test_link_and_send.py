@@ -29,7 +29,8 @@ async def test_deep_link_binds_and_a_task_by_recipient_is_delivered(herald: Hera
     assert (bound["chat_id"], bound["state"]) == (USER, "active")
     await herald.deliver()
     welcome = await herald.tg.wait_messages(1, chat_id=USER)
-    assert welcome[0]["text"].startswith("You will get notifications from shop here")
+    # The welcome configured for this producer (HERALD_RECIPIENT_WELCOME).
+    assert welcome[0]["text"] == "Order news from shop will come here."
 
     created = await herald.post_task("order-1", recipient="alice", text="Your order shipped")
     assert created.status_code == 201, created.text
@@ -53,6 +54,12 @@ async def test_deep_link_binds_and_a_task_by_recipient_is_delivered(herald: Hera
 
     [reply] = await eventually(replies)
     assert reply["kind"] == "message"
+    # Another producer sees no update of this chat; an operator (tasks:read) sees them all.
+    for who, seen in (("other", 0), ("reader", 3)):
+        listed = await herald.client.get(
+            "/api/updates", headers={"Authorization": f"Bearer {herald.tokens[who]}"}
+        )
+        assert len(listed.json()["items"]) == seen, who
 
 
 async def test_a_task_to_an_unbound_recipient_is_refused_and_stores_nothing(
@@ -73,7 +80,7 @@ async def test_a_task_to_an_unbound_recipient_is_refused_and_stores_nothing(
 
 async def test_the_same_start_twice_binds_once_and_welcomes_once(herald: Herald) -> None:
     await herald.set_webhook()
-    code = await herald.link("carol")
+    code = await herald.link("carol", welcome="Hi Carol")
     herald.tg.user_start(USER, code, bot_id=BOT_ID)
     await eventually(lambda: herald.recipient("carol"))
     # Telegram retries a webhook call whose answer it missed: the same update again.
@@ -90,7 +97,7 @@ async def test_the_same_start_twice_binds_once_and_welcomes_once(herald: Herald)
     assert await herald.count("telegram_updates") == 1
     assert await herald.count("recipients") == 1
     assert await herald.count("tasks") == 1  # one welcome task
-    assert len(herald.tg.messages(USER)) == 1  # one welcome message
+    assert [m["text"] for m in herald.tg.messages(USER)] == ["Hi Carol"]  # one welcome
 
 
 async def test_a_wrong_or_missing_secret_is_401_and_stores_nothing(herald: Herald) -> None:
