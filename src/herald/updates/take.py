@@ -51,6 +51,10 @@ async def take_update(
 ) -> Taken:
     """Store `update` (`payload`: its JSON text) and apply its effect, once."""
     if update.effect is None and advance_to is None:
+        # A reply or any other message: stored, listed by GET /api/updates. HOOK (issue
+        # 16, status callbacks): forwarding it to the client whose recipient wrote it, as
+        # a signed event, belongs here: an outbox row written in the same transaction as
+        # the update (then this becomes a transaction), sent by the callbacks' workers.
         stored = await store_update(
             pool, bot_id, update.update_id, update.kind, update.chat_id, payload
         )
