@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -27,11 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from bench.intake import PG as PG_SERVER  # noqa: E402
-from bench.intake import REDIS, SECRET, SERVER_CPU, cpu_seconds, wait_up, wrk  # noqa: E402
-from herald.api.auth import mint_token  # noqa: E402
-from herald.config import Settings  # noqa: E402
-from herald.db import migrate  # noqa: E402
+from bench.intake import (  # noqa: E402
+    REDIS,
+    SERVER_CPU,
+    bench_database,
+    cpu_seconds,
+    wait_up,
+    wrk,
+)
+from bench.intake import SECRET as JWT_SECRET  # noqa: E402
 from herald.db.pool import asyncpg_dsn  # noqa: E402
 from tests.support.databases import drop_database  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
@@ -69,13 +72,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
 
-    db_url = f"{PG_SERVER}/herald_bench_{secrets.token_hex(4)}"
-    queue = f"herald:bench:{secrets.token_hex(4)}"
-    migrate.upgrade(db_url)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=db_url, jwt_secret=SECRET, redis_url=REDIS, queue_name=queue
-    )
-    token = mint_token(settings, "bench", ["tasks:write"], ttl=24 * 3600)
+    db_url, queue, token = bench_database()
     port = free_port()
     proc = subprocess.Popen(
         ["taskset", "-c", SERVER_CPU, str(ROOT / ".venv/bin/herald"), "api", "--port", str(port)],
@@ -83,7 +80,7 @@ def main() -> int:
         env={
             **os.environ,
             "HERALD_DATABASE_URL": db_url,
-            "HERALD_JWT_SECRET": SECRET,
+            "HERALD_JWT_SECRET": JWT_SECRET,
             "HERALD_REDIS_URL": REDIS,
             "HERALD_QUEUE_NAME": queue,
             "HERALD_LOG_LEVEL": "warning",

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from herald.api.app import create_app
 from herald.api.auth import mint_token
 from herald.config import Settings
-from herald.db.pool import Pool, create_pool
+from herald.db.pool import Pool
 from herald.delivery.hints import Hints
 from herald.delivery.pipeline import Deliverer, worker_identity
 from herald.devprocess import free_port
@@ -32,30 +32,10 @@ from herald.queue import RedisQueue
 from herald.telegram.sender import TelegramSender, make_bot
 from herald.updates.webhook import WEBHOOK_PATH, set_webhook
 from tests.conftest import REDIS_URL, make_settings
+from tests.delivery.conftest import db, pool, tg  # noqa: F401 - the same fixtures
 
 BOT_ID = 123456  # make_settings' bot token is 123456:TEST-token
 SECRET = "s" * 40
-TABLES = (
-    "task_events, tasks, telegram_updates, telegram_offsets, chats, recipients, recipient_links"
-)
-
-
-@pytest.fixture(scope="session")
-async def pool(database_url: str) -> AsyncIterator[Pool]:
-    p = await create_pool(make_settings(database_url), max_size=10)
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def db(pool: Pool) -> Pool:
-    await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    return pool
-
-
-@pytest.fixture
-def tg(telegram_emulator: EmulatorHandle) -> EmulatorHandle:
-    return telegram_emulator
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
@@ -147,7 +127,11 @@ class Herald:
 
 
 @pytest.fixture
-async def herald(database_url: str, db: Pool, tg: EmulatorHandle) -> AsyncIterator[Herald]:
+async def herald(
+    database_url: str,
+    db: Pool,  # noqa: F811 - the fixture imported above
+    tg: EmulatorHandle,  # noqa: F811
+) -> AsyncIterator[Herald]:
     settings = make_settings(
         database_url,
         telegram_api_url=tg.base_url,
