@@ -15,6 +15,11 @@ def _message(text: str, chat_type: str = "private", chat_id: int = 42) -> dict[s
     return {"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": chat, "text": text}}
 
 
+def _migration() -> dict[str, Any]:
+    chat = {"id": -5, "type": "group"}
+    return {"update_id": 9, "message": {"chat": chat, "migrate_to_chat_id": -1005}}
+
+
 def _member(status: str, **extra: Any) -> dict[str, Any]:
     return {
         "update_id": 8,
@@ -42,13 +47,7 @@ def _member(status: str, **extra: Any) -> dict[str, Any]:
         (_member("member"), Membership("42", False, "member")),
         (_member("restricted", is_member=True), Membership("42", False, "restricted")),
         (_member("restricted", is_member=False), None),
-        (
-            {
-                "update_id": 9,
-                "message": {"chat": {"id": -5, "type": "group"}, "migrate_to_chat_id": -1005},
-            },
-            Migrated("-5", "-1005"),
-        ),  # fmt: skip
+        (_migration(), Migrated("-5", "-1005")),
     ],
 )
 def test_effects(update: dict[str, Any], effect: object) -> None:
