@@ -95,7 +95,7 @@ async def test_a_person_subscribes_by_deep_link_on_a_bare_machine(runs: list[Dev
     """The whole loop: a link, the emulator's person presses Start, `herald poll` (which
     dev mode runs) takes the update, the welcome and a task by recipient arrive."""
     run = runs[-1]
-    user = 720_001
+    user = 730_001  # a chat of its own: the module's other tests count their chats' messages
     with client(run) as http:
         link = http.post("/api/recipients/dev-user/link")
         assert link.status_code == 201, link.text
