@@ -123,6 +123,18 @@ def psql(url: str, sql: str) -> None:
     asyncio.run(run())
 
 
+def bench_database() -> tuple[str, str, str]:
+    """A new database migrated to head, a queue name of its own, and a producer's token:
+    (database URL, queue name, token)."""
+    db_url = f"{PG}/herald_bench_{secrets.token_hex(4)}"
+    queue = f"herald:bench:{secrets.token_hex(4)}"
+    migrate.upgrade(db_url)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=db_url, jwt_secret=SECRET, redis_url=REDIS, queue_name=queue
+    )
+    return db_url, queue, mint_token(settings, "bench", ["tasks:write"], ttl=24 * 3600)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -138,13 +150,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    db_url = f"{PG}/herald_bench_{secrets.token_hex(4)}"
-    queue = f"herald:bench:{secrets.token_hex(4)}"
-    migrate.upgrade(db_url)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=db_url, jwt_secret=SECRET, redis_url=REDIS, queue_name=queue
-    )
-    token = mint_token(settings, "bench", ["tasks:write"], ttl=24 * 3600)
+    db_url, queue, token = bench_database()
     base_port, herald_port = free_port(), free_port()
     py = str(ROOT / ".venv" / "bin")
     procs = [

@@ -1,6 +1,6 @@
 """The `herald` command. Each subcommand lives in the module that owns it and parses its own flags.
 
-herald api | worker | migrate | token | emulator | dev | status  [--help]
+herald api | worker | poll | webhook | migrate | token | emulator | dev | status  [--help]
 
 Before a subcommand starts, `herald.preflight` checks its configuration (one line and exit
 status 2 when it is wrong) and waits for the stores it needs.
@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("herald.api.server:main", "run the HTTP gateway (uvicorn)"),
     "worker": ("herald.worker.runner:main", "run TaskIQ delivery workers and the sweeper"),
+    "poll": ("herald.updates.poller:main", "take Telegram's updates by getUpdates polling"),
+    "webhook": ("herald.updates.webhook:main", "set or delete Telegram's webhook (set --url URL)"),
     "migrate": ("herald.db.migrate:main", "create the database if missing, upgrade to head"),
     "token": ("herald.api.auth:token_main", "mint a JWT for a producer or an operator"),
     "emulator": ("herald.emulator.server:main", "run the Telegram Bot API emulator"),

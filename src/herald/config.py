@@ -110,6 +110,23 @@ class Settings(BaseSettings):
     bot_token: str = ""
     telegram_api_url: str = TELEGRAM_API_URL
     telegram_timeout: float = Field(10.0, gt=0)
+    # Telegram's updates (docs/recipients.md). The secret Telegram sends back in
+    # X-Telegram-Bot-Api-Secret-Token with every webhook call; no default: without it the
+    # webhook endpoint is off (polling needs none).
+    webhook_secret: str = ""
+    # The bot's @username for deep links, without the @; empty: asked of getMe once.
+    bot_username: str = ""
+    # How long a deep link from POST /api/recipients/{id}/link may be used.
+    recipient_link_ttl_seconds: float = Field(7 * 24 * 3600.0, ge=60)
+    # The welcome message a newly bound recipient gets, per client; "*" covers the
+    # others; "{client}" is replaced by the client's name. In the environment as JSON:
+    # HERALD_RECIPIENT_WELCOME='{"billing": "Invoices will come here", "*": "Hello"}'.
+    recipient_welcome: dict[str, str] = Field(default_factory=dict)
+    # getUpdates' long-poll wait (`herald poll`), seconds.
+    poll_timeout_seconds: int = Field(25, ge=0, le=50)
+    # For tests only: `herald poll` exits at once after a getUpdates that brought updates,
+    # before storing them (the crash the offset in PostgreSQL must survive).
+    poll_crash_after_fetch: bool = False
 
     # Auth.
     jwt_secret: str = ""
@@ -245,6 +262,25 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_form(cls, value: str) -> str:
+        # Telegram's own rule for secret_token, and at least as long as our other secrets.
+        if value and not re.fullmatch(rf"[A-Za-z0-9_-]{{{MIN_SECRET_CHARS},256}}", value):
+            raise ValueError(
+                f"HERALD_WEBHOOK_SECRET must be {MIN_SECRET_CHARS} to 256 characters of"
+                " A-Z, a-z, 0-9, _ and - (make one with `openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("bot_username")
+    @classmethod
+    def _bot_username_form(cls, value: str) -> str:
+        value = value.removeprefix("@")
+        if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", value):
+            raise ValueError("HERALD_BOT_USERNAME is not a Telegram username")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url_form(cls, value: str) -> str:
@@ -332,6 +368,23 @@ class Settings(BaseSettings):
                 "HERALD_CALLBACK_LEASE_SECONDS must be longer than HERALD_CALLBACK_TIMEOUT_SECONDS"
             )
         return self
+
+    @field_validator("recipient_welcome")
+    @classmethod
+    def _welcome_texts(cls, value: dict[str, str]) -> dict[str, str]:
+        for client, text in value.items():
+            if not client or not 1 <= len(text) <= 4096 or "\x00" in text:
+                raise ValueError(
+                    "HERALD_RECIPIENT_WELCOME must map client names to texts of 1 to 4096"
+                    ' characters, e.g. {"billing": "Invoices will come here"}'
+                )
+        return value
+
+    @property
+    def bot_id(self) -> int:
+        """The bot's key in the tables of updates, chats and recipients: the digits of its
+        token (Telegram's bot id); 0 when no bot is configured."""
+        return int(self.bot_token.partition(":")[0]) if self.bot_token else 0
 
     @model_validator(mode="after")
     def _algorithm_matches_key(self) -> Settings:

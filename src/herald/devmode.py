@@ -48,7 +48,7 @@ EMULATOR_BOT_TOKEN = "1000000001:herald-dev-bot"
 DEV_TOKEN_SCOPES = ("tasks:write", "tasks:read", "tasks:manage")
 DEV_TOKEN_TTL = 7 * 24 * 3600
 # How long each child gets to finish after SIGTERM before it is killed.
-STOP_TIMEOUTS = {"api": 10.0, "worker": 30.0, "emulator": 5.0}
+STOP_TIMEOUTS = {"api": 10.0, "worker": 30.0, "emulator": 5.0, "poll": 5.0}
 
 
 class DevError(RuntimeError):
@@ -171,6 +171,9 @@ class DevStack:
             "--metrics-port", str(metrics_port),
         )  # fmt: skip
         if self.emulator_url:
+            # The emulator's people (/start, /stop, replies) reach Herald by getUpdates: no
+            # public URL needed. A real bot is not polled: its webhook may be set elsewhere.
+            self._spawn("poll", "poll")
             self._wait_http(self.emulator_url + "/", "emulator")
         self._step("waiting for the gateway to be ready")
         self._wait_http(self.api_url + "/ready", "api")
@@ -286,7 +289,7 @@ class DevStack:
 
     # --- stop -------------------------------------------------------------------------
     def stop(self) -> None:
-        for name in ("api", "worker", "emulator", "migrate"):
+        for name in ("api", "worker", "poll", "emulator", "migrate"):
             proc = self.children.pop(name, None)
             if proc is not None:
                 stop_process(proc, timeout=STOP_TIMEOUTS.get(name, 10.0))
@@ -312,6 +315,11 @@ def banner(stack: DevStack, token: str | None) -> str:
     ]
     if stack.emulator_url:
         lines.append(f"  Telegram:  emulator; messages it received at {stack.emulator_url}/")
+        lines.append("             updates by `herald poll`; a person presses Start on a link:")
+        lines.append(
+            f"             curl -X POST {stack.emulator_url}/control/users/42/start"
+            """ -d '{"code": "<code from POST /api/recipients/ID/link>"}'"""
+        )
     else:
         lines.append(f"  Telegram:  {stack.child_settings().telegram_api_url}")
     # The token rides in the fragment, which no browser sends to a server or a log; the

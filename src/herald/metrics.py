@@ -51,6 +51,11 @@ TASKS_REPLAYED = Counter(
 INTAKE_REFUSED = Counter(
     "herald_intake_refused_total", "Intake requests refused before storing.", ["reason"]
 )
+UPDATES_RECEIVED = Counter(
+    "herald_telegram_updates_total",
+    "Telegram updates received (webhook or polling): stored, repeated, or refused.",
+    ["result"],
+)
 
 # Delivery (worker).
 TASKS_FINISHED = Counter(

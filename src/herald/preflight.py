@@ -33,6 +33,8 @@ DATABASE, REDIS = "PostgreSQL", "Redis"
 NEEDS: dict[str, frozenset[str]] = {
     "api": frozenset({"jwt", DATABASE, REDIS}),
     "worker": frozenset({"bot", DATABASE, REDIS}),
+    "poll": frozenset({"bot", DATABASE, REDIS}),
+    "webhook": frozenset({"bot"}),
     "migrate": frozenset({DATABASE}),
     "emulator": frozenset(),
     "dev": frozenset(),  # embeds what is not configured; its children check the rest

@@ -68,6 +68,14 @@ CREATED = Edge(
     None, _S.PENDING, _A.CLIENT, "intake", "created",
     "accepted by POST /api/tasks (or as an item of /api/tasks/batch)",
 )  # fmt: skip
+REFUSED_BLOCKED = Edge(
+    None, _S.FAILED, _A.CLIENT, "intake", "recipient_blocked",
+    "accepted for a chat that blocked the bot or removed it: failed at once, never sent",
+)  # fmt: skip
+REFUSED_UNSUBSCRIBED = Edge(
+    None, _S.FAILED, _A.CLIENT, "intake", "recipient_unsubscribed",
+    "accepted for a recipient who sent /stop to this producer: failed at once, never sent",
+)  # fmt: skip
 CLAIMED = Edge(
     _S.PENDING, _S.SENDING, _A.WORKER, "claim", "claimed",
     "due: a worker takes it under a lease, attempt + 1, and commits before the send",
@@ -153,6 +161,8 @@ RESOLVE_FAILED = Edge(
 
 TRANSITIONS: tuple[Edge, ...] = (
     CREATED,
+    REFUSED_BLOCKED,
+    REFUSED_UNSUBSCRIBED,
     CLAIMED,
     EXPIRED_UNSENT,
     DELIVERED,

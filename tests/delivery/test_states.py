@@ -59,14 +59,40 @@ async def _statuses(db: Pool) -> dict[int, str]:
     return {r["id"]: r["status"] for r in await db.fetch("SELECT id, status FROM tasks")}
 
 
-async def _intake(gateway: httpx.AsyncClient) -> None:
+async def _intake(gateway: httpx.AsyncClient, db: Pool, settings: Settings) -> None:
+    """Created; and stored already failed: a chat that blocked the bot, a recipient that
+    sent /stop (alone and in a batch)."""
     await post(gateway, "states-one", chat_id=7, text="one")
+    bot = settings.bot_id
+    await db.execute("INSERT INTO chats (bot_id, chat_id, blocked) VALUES ($1, '8', true)", bot)
+    await db.execute(
+        "INSERT INTO recipients (bot_id, client, external_id, chat_id, subscribed)"
+        " VALUES ($1, 'shop', 'stopped', '9', false)",
+        bot,
+    )
+    await post(gateway, "states-blocked", chat_id=8, text="one")
+    await post(gateway, "states-stopped", recipient="stopped", text="one")
     response = await gateway.post(
         "/api/tasks/batch",
-        json={"items": [{"idempotency_key": "states-batch", "chat_id": 7, "text": "two"}]},
+        json={
+            "items": [
+                {"idempotency_key": "states-batch", "chat_id": 7, "text": "two"},
+                {"idempotency_key": "states-batch-blocked", "chat_id": 8, "text": "two"},
+                {"idempotency_key": "states-batch-stopped", "recipient": "stopped", "text": "2"},
+            ]
+        },
         headers={"Authorization": gateway.headers["X-Writer"]},
     )
-    assert response.json()["created"] == 1
+    assert response.json()["created"] == 3
+    statuses = await db.fetch("SELECT status, last_error FROM tasks ORDER BY id")
+    assert [tuple(r) for r in statuses] == [
+        ("pending", None),
+        ("failed", "recipient_blocked"),
+        ("failed", "recipient_unsubscribed"),
+        ("pending", None),
+        ("failed", "recipient_blocked"),
+        ("failed", "recipient_unsubscribed"),
+    ]
 
 
 async def _claims(db: Pool, redis: Redis, settings: Settings) -> None:
@@ -205,7 +231,7 @@ async def _record_fence(db: Pool) -> set[tuple[str, str]]:
 async def test_every_statement_moves_tasks_only_along_the_table(
     db: Pool, gateway: httpx.AsyncClient, redis: Redis, settings: Settings
 ) -> None:
-    await _intake(gateway)
+    await _intake(gateway, db, settings)
     await _claims(db, redis, settings)
     await _records(db, settings)
     await _sweeps(db, redis, settings)

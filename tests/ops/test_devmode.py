@@ -91,6 +91,31 @@ def count_tasks(http: httpx.Client, status: str) -> int:
             return total
 
 
+async def test_a_person_subscribes_by_deep_link_on_a_bare_machine(runs: list[DevRun]) -> None:
+    """The whole loop: a link, the emulator's person presses Start, `herald poll` (which
+    dev mode runs) takes the update, the welcome and a task by recipient arrive."""
+    run = runs[-1]
+    user = 730_001  # a chat of its own: the module's other tests count their chats' messages
+    with client(run) as http:
+        link = http.post("/api/recipients/dev-user/link")
+        assert link.status_code == 201, link.text
+        async with RemoteEmulator(run.emulator_url) as emulator:
+            await emulator.user_start(user, link.json()["code"])
+            until(
+                lambda: http.get("/api/recipients/dev-user").status_code == 200 or None,
+                60,
+                "the recipient to be bound",
+            )
+            task = http.post(
+                "/api/tasks",
+                json={"recipient": "dev-user", "text": "by recipient"},
+                headers={"Idempotency-Key": secrets.token_hex(8)},
+            )
+            assert task.status_code == 201, task.text
+            messages = await emulator.wait_messages(2, timeout=60, chat_id=user)
+    assert messages[-1]["text"] == "by recipient"
+
+
 async def test_metrics_count_the_deliveries(runs: list[DevRun]) -> None:
     run = runs[-1]
     gateway_before = scrape(run.api_url + "/metrics")

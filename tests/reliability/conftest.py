@@ -23,6 +23,8 @@ def live_api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         queue_name=queue_name,
         jwt_secret=TEST_JWT_SECRET,
         log_level="WARNING",
+        # Deep links need the bot's username: without a bot, linking is a 503 bot_unknown.
+        bot_username="herald_fuzz_bot",
     )
     api, base_url = start_api(env, tmp_path_factory.mktemp("api"))
     try:

@@ -23,5 +23,6 @@ async def drop_database(database_url: str) -> None:
 # behind would otherwise belong to the next test's task of the same id.
 EMPTY_TABLES = (
     "TRUNCATE task_events, tasks, callback_events, callback_attempts, callback_endpoints,"
-    " callback_audit RESTART IDENTITY CASCADE"
+    " callback_audit, chats, recipients, recipient_links, telegram_updates, telegram_offsets"
+    " RESTART IDENTITY CASCADE"
 )

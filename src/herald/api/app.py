@@ -21,7 +21,7 @@ from herald.api.enqueue import CoalescingEnqueuer
 from herald.api.errors import install_error_handlers
 from herald.api.openapi import install_openapi
 from herald.api.protection import IntakeGuard
-from herald.api.routes import callbacks, intake, system, tasks
+from herald.api.routes import callbacks, intake, recipients, system, tasks, telegram
 from herald.api.state import GatewayState
 from herald.callbacks.endpoints import sync_configured
 from herald.config import Settings
@@ -98,6 +98,8 @@ def create_app(settings: Settings, queue: TaskQueue | None = None) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(tasks.router)
     app.include_router(callbacks.router)
+    app.include_router(recipients.router)
+    app.include_router(telegram.router)
     app.include_router(system.router)
     install_console(app)
     app.add_middleware(CorrelationIdMiddleware)

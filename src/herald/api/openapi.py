@@ -37,7 +37,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 _BODY_MODELS: tuple[type[BaseModel], ...] = (TaskIn, BatchRequest, TaskPatch, CallbackEndpointIn)
-_PUBLIC_PATHS = {"/health", "/ready", "/metrics"}
+# No bearer token: /telegram/webhook is authenticated by its secret header.
+_PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/telegram/webhook"}
 
 
 def body_of(model_name: str) -> dict[str, Any]:

@@ -43,6 +43,9 @@ MAX_BUTTONS = 100
 MAX_BUTTONS_PER_ROW = 8
 MAX_METADATA_BYTES = 16_384
 MAX_IDEMPOTENCY_KEY = 255
+# A producer's name for a person (POST /api/recipients/{external_id}/link): it goes in
+# URLs, so a safe alphabet.
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 
 _BUTTON_URL = re.compile(r"(https?|tg)://[^\s]{1,2040}")
 _CALLBACK_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
@@ -88,6 +91,7 @@ SafeStr = Annotated[str, AfterValidator(_no_nul)]
 Text = Annotated[SafeStr, Field(max_length=MAX_RAW_TEXT)]
 FileRef = Annotated[SafeStr, Field(min_length=1, max_length=2048), AfterValidator(_file_ref)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+ExternalId = Annotated[str, Field(pattern=EXTERNAL_ID_PATTERN)]
 
 
 def visible_length(text: str, parse_mode: str | None) -> int:
@@ -119,7 +123,10 @@ class TaskIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    chat_id: ChatId = Field(description="a chat id, or @channelusername")
+    chat_id: ChatId | None = Field(None, description="a chat id, or @channelusername")
+    recipient: ExternalId | None = Field(
+        None, description="instead of chat_id: a recipient bound by a deep link"
+    )
     # Before text and caption: their validators parse them in this mode.
     parse_mode: Literal["HTML", "MarkdownV2"] | None = None
     text: Text | None = None
@@ -212,6 +219,8 @@ class TaskIn(BaseModel):
     def _message(self) -> TaskIn:
         # Plain attribute tests: this runs for every task, 500 times per batch request.
         text = self.text
+        if (self.chat_id is None) == (self.recipient is None):
+            raise ValueError("give exactly one of chat_id, recipient")
         if (text is None) + (self.photo is None) + (self.document is None) != 2:
             raise ValueError("give exactly one of text, photo, document")
         if text is not None and self.caption is not None:
@@ -247,7 +256,7 @@ class TaskIn(BaseModel):
         """
         fields = [
             self.content() if content is None else content,
-            self.chat_id.ref,
+            self.chat_id.ref if self.chat_id is not None else {"recipient": self.recipient},
             self.send_at,
             self.expires_at,
             self.priority,
@@ -317,6 +326,7 @@ class TaskOut(BaseModel):
     idempotency_key: str
     status: TaskStatus
     chat_id: int | str
+    recipient: str | None = None
     text: str | None = None
     photo: str | None = None
     document: str | None = None

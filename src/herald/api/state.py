@@ -22,6 +22,7 @@ class GatewayState:
     redis: Redis  # readiness
     enqueuer: CoalescingEnqueuer
     guard: IntakeGuard  # quotas and backpressure
+    bot_username: str = ""  # for deep links: the setting, or getMe's answer once asked
 
 
 def gateway(request: Request) -> GatewayState:

@@ -13,6 +13,13 @@ The statements are rendered from `NewTask` and the table (`herald.db.models`): t
 columns, their bind parameters by name, the JSON record type of a batch. A column that
 intake fills from the request is a field of `NewTask` and nothing else here.
 
+A task to a chat that blocked the bot (the `chats` table, herald.db.recipients), or
+one the gateway refuses for its recipient (`refusal`: unsubscribed), is stored already
+failed in the same statement, with the reason of its intake row in herald.states
+(REFUSED_BLOCKED, REFUSED_UNSUBSCRIBED) and no push: nothing is sent to Telegram. A task
+to a group that became a supergroup gets the new chat as its `migrated_chat_id`. Both
+come from one primary-key lookup inside the insert: no extra round trip.
+
 `enqueued_at` is written in the same statement for tasks that are due now, because the
 gateway pushes their ids right after the commit; if that push fails the gateway clears it
 again (`clear_enqueued`), and if the process dies in between the sweeper finds the task
@@ -32,7 +39,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 from herald.db.models import TASK_COLUMNS, NewTask, Task, TaskRecord
 from herald.db.pool import Executor
 from herald.db.sql import literal
-from herald.states import CREATED, TaskStatus
+from herald.states import CREATED, REFUSED_BLOCKED, TaskStatus
 
 __all__ = ["BatchStored", "NewTask", "Stored", "clear_enqueued", "insert_task", "insert_tasks"]
 
@@ -45,10 +52,20 @@ _COLUMN_LIST = f"client, correlation_id, {', '.join(_FIELDS)}, next_attempt_at, 
 # Due now (send_at absent or past): the gateway pushes the id right after the commit.
 _DUE = "coalesce({send_at}, now())"
 _ENQUEUED = f"CASE WHEN {_DUE} <= now() THEN now() END"
-_CREATED_EVENT = f"{literal(CREATED.to)}, {literal(CREATED.reason)}"
+_PENDING = literal(TaskStatus.PENDING)
+# A refused task's reason is kept in last_error: its event's reason is that, else created.
+_FAILED = literal(REFUSED_BLOCKED.to)
+_CREATED_EVENT = (
+    f"status, CASE WHEN status = {_FAILED} THEN last_error ELSE {literal(CREATED.reason)} END"
+)
+_BLOCKED = literal(REFUSED_BLOCKED.reason)
 
-# One task: $1 client, $2 correlation id, $3 actor, then NewTask's fields in order.
-_ARG = {name: f"${i}" for i, name in enumerate(("client", "correlation", "actor", *_FIELDS), 1)}
+# One task: $1 client, $2 correlation id, $3 actor, then NewTask's fields in order, then
+# the bot and the gateway's refusal (NULL, or a reason of herald.states' intake rows).
+_ARG = {
+    name: f"${i}"
+    for i, name in enumerate(("client", "correlation", "actor", *_FIELDS, "bot", "refusal"), 1)
+}
 _VALUES = ", ".join(
     _ARG[name] + ("::text::jsonb" if i in _JSON_AT else "") for i, name in enumerate(_FIELDS)
 )
@@ -60,12 +77,21 @@ _RETURNING = ", ".join(
     for name in TaskRecord._fields
 )
 
+_FATE_COLUMNS = "status, last_error, migrated_chat_id"
+_CHAT = f"""chats WHERE bot_id = {_ARG["bot"]}::bigint AND chat_id = {_ARG["chat_id"]}::text"""
 _INSERT_ONE = f"""
-WITH ins AS (
-    INSERT INTO tasks ({_COLUMN_LIST})
+WITH fate AS (
+    SELECT coalesce({_ARG["refusal"]}::text,
+                    (SELECT {_BLOCKED} FROM {_CHAT} AND blocked)) AS refusal,
+           (SELECT migrated_to FROM {_CHAT}) AS migrated_to
+), ins AS (
+    INSERT INTO tasks ({_COLUMN_LIST}, {_FATE_COLUMNS})
     VALUES ({_ARG["client"]}, {_ARG["correlation"]}, {_VALUES},
             {_DUE.format(send_at=_ARG["send_at"])},
-            {_ENQUEUED.format(send_at=_ARG["send_at"])})
+            CASE WHEN (SELECT refusal FROM fate) IS NULL
+                 THEN {_ENQUEUED.format(send_at=_ARG["send_at"])} END,
+            CASE WHEN (SELECT refusal FROM fate) IS NULL THEN {_PENDING} ELSE {_FAILED} END,
+            (SELECT refusal FROM fate), (SELECT migrated_to FROM fate))
     ON CONFLICT (client, idempotency_key) DO NOTHING
     RETURNING {_RETURNING}
 ), ev AS (
@@ -100,18 +126,24 @@ _BYTES_AT = tuple(i for i, name in enumerate(_FIELDS) if isinstance(_TYPES[name]
 # The items travel as one JSON document: asyncpg encoding eleven arrays of 500 values
 # checks every value for nesting (an ABC isinstance each) and cost more than the rest of
 # the statement's client side; PostgreSQL takes the content objects as they are.
-# $1 client, $2 the items, $3 correlation id, $4 actor.
+# $1 client, $2 the items, $3 correlation id, $4 actor, $5 the bot. An item's `refusal`
+# is the gateway's (see _INSERT_ONE).
 _INSERT_MANY = f"""
 WITH input AS (
-    SELECT * FROM jsonb_to_recordset($2::text::jsonb)
-        AS i({", ".join(f"{name} {_recordset_type(name)}" for name in _FIELDS)})
+    SELECT i.*, coalesce(i.refusal, CASE WHEN c.blocked THEN {_BLOCKED} END) AS fate,
+           c.migrated_to
+    FROM jsonb_to_recordset($2::text::jsonb)
+        AS i({", ".join(f"{name} {_recordset_type(name)}" for name in _FIELDS)}, refusal text)
+    LEFT JOIN chats c ON c.bot_id = $5::bigint AND c.chat_id = i.chat_id
 ), ins AS (
-    INSERT INTO tasks ({_COLUMN_LIST})
+    INSERT INTO tasks ({_COLUMN_LIST}, {_FATE_COLUMNS})
     SELECT $1, $3, {", ".join(_from_recordset(name) for name in _FIELDS)},
-           {_DUE.format(send_at="send_at")}, {_ENQUEUED.format(send_at="send_at")}
+           {_DUE.format(send_at="send_at")},
+           CASE WHEN fate IS NULL THEN {_ENQUEUED.format(send_at="send_at")} END,
+           CASE WHEN fate IS NULL THEN {_PENDING} ELSE {_FAILED} END, fate, migrated_to
     FROM input ORDER BY idempotency_key
     ON CONFLICT (client, idempotency_key) DO NOTHING
-    RETURNING id, idempotency_key, enqueued_at
+    RETURNING id, idempotency_key, enqueued_at, status, last_error
 ), ev AS (
     INSERT INTO task_events (task_id, actor, to_status, reason)
     SELECT id, $4, {_CREATED_EVENT} FROM ins
@@ -133,12 +165,21 @@ class Stored(NamedTuple):
 
 
 async def insert_task(
-    pool: Executor, client: str, task: NewTask, correlation_id: str | None, actor: str
+    pool: Executor,
+    client: str,
+    task: NewTask,
+    correlation_id: str | None,
+    actor: str,
+    *,
+    bot_id: int = 0,
+    refusal: str | None = None,
 ) -> Stored:
+    """Store one task, or find the one stored under its key. `bot_id`: whose chat states
+    apply (`Settings.bot_id`); `refusal`: store it failed with this intake reason."""
     values: list[Any] = list(task)
     for i in _JSON_AT:
         values[i] = _json(values[i])
-    row = await pool.fetchrow(_INSERT_ONE, client, correlation_id, actor, *values)
+    row = await pool.fetchrow(_INSERT_ONE, client, correlation_id, actor, *values, bot_id, refusal)
     if row is not None:
         returned = list(row)
         for at_record, at_task in _ECHOED:
@@ -176,11 +217,24 @@ class BatchStored(NamedTuple):
 
 
 async def insert_tasks(
-    pool: Executor, client: str, tasks: Sequence[NewTask], correlation_id: str | None, actor: str
+    pool: Executor,
+    client: str,
+    tasks: Sequence[NewTask],
+    correlation_id: str | None,
+    actor: str,
+    *,
+    bot_id: int = 0,
+    refusals: dict[str, str] | None = None,
 ) -> BatchStored:
-    """Insert tasks with distinct keys; keys already used come back in `existing`."""
-    items = orjson.dumps([_batch_item(task) for task in tasks]).decode()
-    rows = await pool.fetch(_INSERT_MANY, client, items, correlation_id, actor)
+    """Insert tasks with distinct keys; keys already used come back in `existing`.
+    `refusals`: idempotency key -> the intake reason to store that task failed with."""
+    items = [_batch_item(task) for task in tasks]
+    if refusals:
+        for item, task in zip(items, tasks, strict=True):
+            item["refusal"] = refusals.get(task.idempotency_key)
+    rows = await pool.fetch(
+        _INSERT_MANY, client, orjson.dumps(items).decode(), correlation_id, actor, bot_id
+    )
     created = {r["idempotency_key"]: (r["id"], r["enqueued_at"] is not None) for r in rows}
     existing: dict[str, tuple[int, bytes]] = {}
     if len(created) < len(tasks):

@@ -55,6 +55,9 @@ class Task(Base):
     # sha256 of the canonical JSON of the request body: same key + other hash -> 422.
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)
     chat_id: Mapped[str] = mapped_column(Text)
+    # The producer's name of the person (POST /api/recipients): chat_id is then the chat
+    # it was bound to at intake.
+    recipient: Mapped[str | None] = mapped_column(Text)
     # Everything sendMessage needs besides chat_id: text, parse_mode, buttons, flags.
     content: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # Free JSON kept for the producer, never interpreted.
@@ -154,6 +157,7 @@ class TaskRecord(NamedTuple):
     idempotency_key: str
     request_hash: bytes
     chat_id: str
+    recipient: str | None
     content: dict[str, Any]
     metadata: dict[str, Any] | None
     priority: int
@@ -198,6 +202,7 @@ class NewTask(NamedTuple):
     send_at: datetime | None
     expires_at: datetime | None
     callback_url: str | None = None
+    recipient: str | None = None
 
 
 NEW_TASK_DERIVED = 4  # NewTask's fields before those taken from the request as they are
@@ -304,6 +309,89 @@ class CallbackAudit(Base):
     actor: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class TelegramUpdate(Base):
+    """Every update Telegram sent, once: the webhook's and the poller's inserts are
+    `ON CONFLICT (bot_id, update_id) DO NOTHING` (herald.updates)."""
+
+    __tablename__ = "telegram_updates"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # The bot it came to (the digits of its token): room for several bots.
+    bot_id: Mapped[int] = mapped_column(BigInteger)
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    # The update's one field besides update_id: message, my_chat_member, ...
+    kind: Mapped[str] = mapped_column(Text)
+    chat_id: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("bot_id", "update_id", name="uq_telegram_updates_bot_id_update_id"),
+        Index("ix_telegram_updates_chat_id_id", "chat_id", "id"),
+    )
+
+
+class TelegramOffset(Base):
+    """`herald poll`'s getUpdates offset, advanced in the transaction that stores the
+    updates before it: a restart neither loses nor repeats one."""
+
+    __tablename__ = "telegram_offsets"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ChatState(Base):
+    """What Herald remembers of a chat: blocked (a 403 or my_chat_member said so) and
+    where a group went when it became a supergroup."""
+
+    __tablename__ = "chats"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chat_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    blocked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Why: Telegram's error text, or the my_chat_member status.
+    blocked_reason: Mapped[str | None] = mapped_column(Text)
+    migrated_to: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Recipient(Base):
+    """A producer's (client, external_id) bound to a chat by a deep link."""
+
+    __tablename__ = "recipients"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    client: Mapped[str] = mapped_column(Text, primary_key=True)
+    external_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    chat_id: Mapped[str] = mapped_column(Text)
+    # False after /stop: tasks to it fail with recipient_unsubscribed until /start.
+    subscribed: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_recipients_bot_id_chat_id", "bot_id", "chat_id"),)
+
+
+class RecipientLink(Base):
+    """A one-time deep link code: `https://t.me/<bot>?start=<code>`."""
+
+    __tablename__ = "recipient_links"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    bot_id: Mapped[int] = mapped_column(BigInteger)
+    client: Mapped[str] = mapped_column(Text)
+    external_id: Mapped[str] = mapped_column(Text)
+    welcome: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_by_chat: Mapped[str | None] = mapped_column(Text)
 
 
 TASK_COLUMNS = ", ".join(TaskRecord._fields)

@@ -29,6 +29,7 @@ bot token. The text kept is the error's class and Telegram's description.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -82,6 +83,9 @@ class SendResult:
     error_code: int | None = None
     # Decided from the raw answer because aiogram's models refused part of it.
     partly_parsed: bool = False
+    # A 403 saying the chat will not take messages from this bot again (blocked, kicked,
+    # the user deactivated): Telegram's words, for the record to mark the chat blocked.
+    chat_gone: str | None = None
 
     @property
     def flow_control(self) -> bool:
@@ -93,6 +97,12 @@ def delivered(message_id: int, *, partly_parsed: bool = False) -> SendResult:
     return SendResult(Verdict.DELIVERED, message_id=message_id, partly_parsed=partly_parsed)
 
 
+# 403s after which the chat takes nothing from this bot until its person says otherwise
+# (`/start`, or adding the bot back). "not a member of the channel" is not among them: it
+# may be a bot not yet added, rather than one removed.
+_GONE = re.compile(
+    r"bot was blocked by the user|user is deactivated|bot was kicked from", re.IGNORECASE
+)
 # Labels of error codes worth a series of their own; any other is "4xx" or "5xx".
 _KNOWN_CODES = frozenset({400, 401, 403, 404, 409, 413, 429})
 _CODE_OF = (
@@ -129,6 +139,8 @@ def refused(
         return result(Verdict.RETRY, retry_after=retry_after)
     if migrate_to is not None:
         return result(Verdict.MIGRATE, migrate_to=migrate_to)
+    if error_code == 403 and _GONE.search(error):
+        return result(Verdict.FAILED, chat_gone=error[:200])
     if error_code in (400, 403, 413):
         return result(Verdict.FAILED)
     if 400 <= error_code < 500:

@@ -52,7 +52,13 @@ def decide(task: Claimed, result: SendResult, settings: Settings) -> Transition:
         return Transition(DELIVERED.to, DELIVERED.reason, message_id=result.message_id)
     if result.verdict is Verdict.FAILED:
         return Transition(
-            REJECTED.to, REJECTED.reason, error_code=code, error=result.error, failed=True
+            REJECTED.to,
+            REJECTED.reason,
+            error_code=code,
+            error=result.error,
+            failed=True,
+            bot_id=settings.bot_id,
+            chat_gone=result.chat_gone,
         )
     if result.verdict is Verdict.MIGRATE:
         return Transition(
@@ -63,6 +69,7 @@ def decide(task: Claimed, result: SendResult, settings: Settings) -> Transition:
             retry_in=0.0,
             migrated_chat_id=result.migrate_to,
             details={"migrate_to_chat_id": result.migrate_to},
+            bot_id=settings.bot_id,
         )
     if result.verdict is Verdict.AMBIGUOUS and task.delivery != DeliveryMode.AT_LEAST_ONCE:
         return Transition(AMBIGUOUS.to, AMBIGUOUS.reason, error_code=code, error=result.error)

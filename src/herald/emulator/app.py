@@ -21,6 +21,7 @@ from herald.emulator.core import Emulator
 from herald.emulator.faults import Fault
 from herald.emulator.httpserver import Answer, HttpServer, Request, Response, parse_form
 from herald.emulator.methods import METHODS, Upload
+from herald.emulator.records import bot_id
 from herald.emulator.replies import UNAUTHORIZED
 
 
@@ -102,6 +103,10 @@ class EmulatorApp:
             params = _params(request)
             if request.content_type != "application/json":  # strings only: records.py
                 size = len(request.body) + len(request.query)
+        if method.lower() == "getupdates":
+            waiting = self._long_poll_wait(token, params)
+            if waiting is not None:
+                return self._long_poll(token, method, params, size, waiting)
         reply, fault = emulator.call(token, method, params, size)
         response = Response(reply.status, reply.body, reply.content_type)
         if fault is Fault.DROP:
@@ -109,6 +114,26 @@ class EmulatorApp:
         if fault is Fault.TIMEOUT:
             return _late(response, emulator.faults.config.timeout_seconds)
         return response
+
+    def _long_poll_wait(self, token: str, params: dict[str, Any]) -> float | None:
+        """Seconds a getUpdates should wait for an update (None: answer at once)."""
+        box = self.emulator.bot_updates(bot_id(token))
+        try:
+            seconds = float(params.get("timeout") or 0)
+            offset = int(params.get("offset") or 0)
+        except (TypeError, ValueError):
+            return None  # the method answers Telegram's 400
+        if box.webhook_url or seconds <= 0:
+            return None
+        box.confirm(offset)  # what the client has, it has, whether or not it waits
+        return None if box.pending else min(seconds, 50.0)
+
+    async def _long_poll(
+        self, token: str, method: str, params: dict[str, Any], size: int | None, seconds: float
+    ) -> Answer:
+        await self.emulator.bot_updates(bot_id(token)).wait(seconds)
+        reply, _ = self.emulator.call(token, method, params, size)
+        return Response(reply.status, reply.body, reply.content_type)
 
 
 class RunningServer:

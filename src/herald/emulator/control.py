@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from herald.emulator import people
 from herald.emulator.core import Emulator
 from herald.emulator.httpserver import Answer, Request, Response
 from herald.emulator.methods import Upload
@@ -27,6 +28,7 @@ from herald.emulator.options import FaultConfig, LimitConfig, OptionError, build
 from herald.emulator.replies import NOT_FOUND
 
 _CHAT_ROUTE = re.compile(r"/control/chats/([^/]+)/(block|missing|migrate)")
+_USER_ROUTE = re.compile(r"/control/users/([^/]+)/(start|send|block|unblock)")
 
 
 class ControlError(Exception):
@@ -80,6 +82,20 @@ vertical-align:top}}h2{{margin-top:1.5em}}pre{{margin:0;white-space:pre-wrap}}</
 </head><body><h1>Telegram emulator</h1><p>{summary}</p>{chats}</body></html>"""
 
 
+def _summary(body: Any) -> str:
+    """One line of what an update says: who, where, and the text or the change."""
+    if not isinstance(body, dict):
+        return ""
+    chat = body.get("chat", {}).get("id")
+    if "new_chat_member" in body:
+        return f"chat {chat}: bot is {body['new_chat_member'].get('status')}"
+    if "migrate_to_chat_id" in body:
+        return f"chat {chat} migrated to {body['migrate_to_chat_id']}"
+    if "migrate_from_chat_id" in body:
+        return f"chat {chat} migrated from {body['migrate_from_chat_id']}"
+    return f"chat {chat}: {body.get('text', '')}"
+
+
 class ControlApi:
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
@@ -94,6 +110,7 @@ class ControlApi:
             ("POST", "/control/faults"): self.faults,
             ("GET", "/control/limits"): self.limits,
             ("POST", "/control/limits"): self.limits,
+            ("GET", "/control/updates"): self.updates,
         }
 
     def __call__(self, request: Request) -> Answer | Awaitable[Answer]:
@@ -105,6 +122,9 @@ class ControlApi:
             chat = _CHAT_ROUTE.fullmatch(request.path)
             if chat is not None and request.method == "POST":
                 return self.mark_chat(request, chat.group(1), chat.group(2))
+            user = _USER_ROUTE.fullmatch(request.path)
+            if user is not None and request.method == "POST":
+                return self.user_acts(request, user.group(1), user.group(2))
         except ControlError as exc:
             return exc.response()
         return Response(NOT_FOUND.status, NOT_FOUND.body)
@@ -149,11 +169,64 @@ class ControlApi:
         elif mark == "missing":
             chats.missing.add(chat_id)
         else:
-            new_chat_id = _body(request).get("new_chat_id")
+            body = _body(request)
+            new_chat_id = body.get("new_chat_id")
             if isinstance(new_chat_id, bool) or not isinstance(new_chat_id, int):
                 raise ControlError("invalid_parameter", "new_chat_id must be an integer")
-            chats.migrated[chat_id] = new_chat_id
+            people.migrate(self.emulator, self._bot(body, required=False), chat_id, new_chat_id)
         return _json({"ok": True})
+
+    def _bot(self, body: dict[str, Any], *, required: bool = True) -> int | None:
+        """The bot an action is for: `bot_id`, or the one bot the emulator knows."""
+        raw = body.get("bot_id")
+        if raw is not None:
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+                raise ControlError("invalid_parameter", "bot_id must be a positive integer")
+            return raw
+        known = self.emulator.known_bot()
+        if known is None and required:
+            raise ControlError(
+                "bot_unknown", "name the bot with bot_id: the emulator knows none, or several"
+            )
+        return known
+
+    def user_acts(self, request: Request, raw_user_id: str, action: str) -> Response:
+        user_id = _int(raw_user_id, "user_id")
+        if user_id is None or user_id <= 0:
+            raise ControlError("invalid_parameter", "a user id is a positive integer")
+        body = _body(request)
+        bot = self._bot(body)
+        assert bot is not None
+        update = None
+        if action == "start":
+            code = body.get("code")
+            if code is not None and not isinstance(code, str):
+                raise ControlError("invalid_parameter", "code must be a string")
+            update = people.start(self.emulator, bot, user_id, code)
+        elif action == "send":
+            text = body.get("text")
+            if not isinstance(text, str) or not text:
+                raise ControlError("invalid_parameter", "text must be a non-empty string")
+            update = people.send_text(self.emulator, bot, user_id, text)
+        else:
+            people.set_blocked(self.emulator, bot, user_id, action == "block")
+        return _json({"ok": True, "update": update})
+
+    def updates(self, request: Request) -> Response:
+        bot = _int(request.query_params().get("bot_id"), "bot_id")
+        if bot is None:
+            bot = self._bot({})
+        assert bot is not None
+        box = self.emulator.bot_updates(bot)
+        return _json(
+            {
+                "bot_id": bot,
+                "webhook": box.info(),
+                "pending": list(box.pending),
+                "delivered": list(box.delivered),
+                "next_update_id": box.next_update_id,
+            }
+        )
 
     def faults(self, request: Request) -> Response:
         if request.method == "POST":
@@ -170,6 +243,25 @@ class ControlApi:
             except OptionError as exc:
                 raise ControlError("invalid_option", str(exc)) from None
         return _json(dataclasses.asdict(self.emulator.flood_limits.config))
+
+    def _update_sections(self) -> list[str]:
+        """Each bot's updates: where they go (never the secret), pending, the latest out."""
+        sections = []
+        for bot, box in sorted(self.emulator.updates.items()):
+            way = f"webhook {html.escape(box.webhook_url)}" if box.webhook_url else "getUpdates"
+            rows = "".join(
+                f"<tr><td>{u['update_id']}</td><td>{html.escape(kind)}</td>"
+                f"<td><pre>{html.escape(_summary(u[kind]))}</pre></td><td>{state}</td></tr>"
+                for state, updates in (("pending", box.pending), ("delivered", box.delivered))
+                for u in list(updates)[-200:]
+                for kind in [next(k for k in u if k != "update_id")]
+            )
+            sections.append(
+                f"<h2>Updates to bot {bot}</h2><p>by {way}; {len(box.pending)} pending</p>"
+                "<table><tr><th>update_id</th><th>kind</th><th>what</th><th>state</th></tr>"
+                f"{rows}</table>"
+            )
+        return sections
 
     def page(self, request: Request) -> Response:
         records = self.emulator.records
@@ -188,5 +280,6 @@ class ControlApi:
             f"{records.message_count} messages, {records.request_count} requests received"
             f" (the latest {records.keep} of each are kept)."
         )
+        sections.extend(self._update_sections())
         body = _PAGE.format(summary=summary, chats="".join(sections) or "<p>No messages yet.</p>")
         return Response(200, body.encode(), b"text/html; charset=utf-8")

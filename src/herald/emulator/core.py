@@ -31,11 +31,19 @@ from herald.emulator.replies import (
     ok,
     too_many_requests,
 )
+from herald.emulator.updates import BotUpdates
 
 _TOKEN = re.compile(r"(\d+):\S+")
 # Bots remembered by token; past this, any-token mode answers getMe without remembering,
 # so a flood of made-up tokens costs no memory.
 _MAX_BOTS = 1024
+
+
+def _without_secret(params: dict[str, Any]) -> dict[str, Any]:
+    """setWebhook's secret_token is a secret: the request log never keeps it."""
+    if "secret_token" in params:
+        return {**params, "secret_token": "<not kept>"}
+    return params
 
 
 class Emulator:
@@ -53,6 +61,7 @@ class Emulator:
         self._initial_faults = faults or FaultConfig()
         self._waiters: list[tuple[int, int | None, asyncio.Future[None]]] = []
         self._bots: dict[str, dict[str, Any]] = {}
+        self.updates: dict[int, BotUpdates] = {}
         self.reset()
 
     # --- control -----------------------------------------------------------------------
@@ -60,6 +69,9 @@ class Emulator:
     def reset(self) -> None:
         """Forget messages, requests, chat marks and limit state; options back to start."""
         self.records = Records(self._keep)
+        for box in self.updates.values():
+            box.close()
+        self.updates = {}
         self.chats = ChatBook()
         self.files: dict[str, dict[str, Any]] = {}
         self._next_message_id: dict[int, int] = {}
@@ -116,6 +128,25 @@ class Emulator:
             if not future.done() and len(self.records.chat_log(chat_id)) >= count:
                 future.set_result(None)
 
+    def bot_updates(self, bot: int) -> BotUpdates:
+        """The update queue of the bot with id `bot` (made on first use)."""
+        box = self.updates.get(bot)
+        if box is None:
+            box = self.updates[bot] = BotUpdates(bot, self._keep)
+        return box
+
+    def known_bot(self) -> int | None:
+        """The one bot this emulator deals with, when there is exactly one: the bots with
+        an update queue, else the bots whose tokens it has seen."""
+        ids = set(self.updates) or {bot["id"] for bot in self._bots.values()}
+        return next(iter(ids)) if len(ids) == 1 else None
+
+    def next_message_id(self, chat_id: int) -> int:
+        """Message ids count per chat, for the bot's messages and people's alike."""
+        message_id = self._next_message_id.get(chat_id, 0) + 1
+        self._next_message_id[chat_id] = message_id
+        return message_id
+
     # --- the Bot API -------------------------------------------------------------------
 
     def bot(self, token: str) -> dict[str, Any] | None:
@@ -150,7 +181,7 @@ class Emulator:
             "time": time.time(),
             "bot_id": bot_id(token),
             "method": method,
-            "params": kept_params(params, size) if known else {},
+            "params": kept_params(_without_secret(params), size) if known else {},
         }
         self.records.add_request(record)
         reply, fault = self._dispatch(token, method, params)
@@ -208,8 +239,7 @@ class Emulator:
         self, token: str, chat_id: int, method: str, logged: dict[str, Any]
     ) -> tuple[int, int]:
         """Record a delivered message; returns its message_id and date."""
-        message_id = self._next_message_id.get(chat_id, 0) + 1
-        self._next_message_id[chat_id] = message_id
+        message_id = self.next_message_id(chat_id)
         now = time.time()
         logged.update(
             chat_id=chat_id, message_id=message_id, method=method, time=now, bot_id=bot_id(token)

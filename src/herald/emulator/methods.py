@@ -15,7 +15,9 @@ from typing import Any, Protocol
 import orjson
 
 from herald.emulator.chats import ChatBook
+from herald.emulator.records import bot_id
 from herald.emulator.replies import BotApiError
+from herald.emulator.updates import BotUpdates
 from herald.markup import MarkupError, format_text
 
 TEXT_LIMIT = 4096
@@ -35,6 +37,8 @@ class EmulatorState(Protocol):
     def bot(self, token: str) -> dict[str, Any] | None: ...
 
     def check_rate(self, token: str, chat_id: int) -> None: ...
+
+    def bot_updates(self, bot: int) -> BotUpdates: ...
 
     def accept(
         self, token: str, chat_id: int, method: str, logged: dict[str, Any]
@@ -204,6 +208,78 @@ def send_chat_action(emu: EmulatorState, token: str, params: dict[str, Any]) -> 
     return True
 
 
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _flag(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("true", "1"))
+
+
+def _int_param(params: dict[str, Any], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise BotApiError(400, f"Bad Request: invalid {name} specified") from None
+
+
+def _allowed_updates(params: dict[str, Any], box: BotUpdates) -> None:
+    """Telegram remembers the last allowed_updates it was given (a JSON list)."""
+    raw = params.get("allowed_updates")
+    if raw is None or raw == "":
+        return
+    try:
+        kinds = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    except orjson.JSONDecodeError:
+        kinds = None
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise BotApiError(400, "Bad Request: can't parse allowed updates")
+    box.allowed = kinds
+
+
+def get_updates(emu: EmulatorState, token: str, params: dict[str, Any]) -> Any:
+    """The updates from `offset` on, after confirming those below it. The wait of a long
+    poll (`timeout`) happens before this, in the HTTP layer (app.py)."""
+    box = emu.bot_updates(bot_id(token))
+    if box.webhook_url:
+        raise BotApiError(
+            409,
+            "Conflict: can't use getUpdates method while webhook is active;"
+            " use deleteWebhook to delete the webhook first",
+        )
+    _allowed_updates(params, box)
+    box.confirm(_int_param(params, "offset", 0))
+    return box.take(min(max(_int_param(params, "limit", 100), 1), 100))
+
+
+def set_webhook(emu: EmulatorState, token: str, params: dict[str, Any]) -> Any:
+    url = str(params.get("url") or "")
+    if url and not re.fullmatch(r"https?://\S+", url):
+        raise BotApiError(
+            400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+        )
+    secret = params.get("secret_token") or None
+    if secret is not None and not _SECRET_TOKEN.fullmatch(str(secret)):
+        raise BotApiError(400, "Bad Request: secret token contains unallowed characters")
+    box = emu.bot_updates(bot_id(token))
+    _allowed_updates(params, box)
+    box.set_webhook(
+        url, None if secret is None else str(secret), _flag(params.get("drop_pending_updates"))
+    )
+    return True
+
+
+def delete_webhook(emu: EmulatorState, token: str, params: dict[str, Any]) -> Any:
+    emu.bot_updates(bot_id(token)).delete_webhook(_flag(params.get("drop_pending_updates")))
+    return True
+
+
+def get_webhook_info(emu: EmulatorState, token: str, params: dict[str, Any]) -> Any:
+    return emu.bot_updates(bot_id(token)).info()
+
+
 Method = Callable[[EmulatorState, str, dict[str, Any]], Any]
 
 # Keys are lower case: Telegram's method names are case-insensitive.
@@ -214,6 +290,10 @@ METHODS: dict[str, Method] = {
     "sendmessage": send_message,
     "sendphoto": send_photo,
     "senddocument": send_document,
+    "getupdates": get_updates,
+    "setwebhook": set_webhook,
+    "deletewebhook": delete_webhook,
+    "getwebhookinfo": get_webhook_info,
 }
 # Methods that deliver a message: faults and rate limits apply to these only.
 SENDS = frozenset({"sendmessage", "sendphoto", "senddocument"})

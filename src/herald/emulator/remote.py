@@ -95,10 +95,33 @@ class RemoteEmulator:
     async def block_chat(self, chat_id: int) -> None:
         await self._request("POST", f"/control/chats/{chat_id}/block")
 
-    async def migrate_chat(self, chat_id: int, new_chat_id: int) -> None:
-        await self._request(
-            "POST", f"/control/chats/{chat_id}/migrate", json={"new_chat_id": new_chat_id}
-        )
+    async def migrate_chat(self, chat_id: int, new_chat_id: int, bot_id: int | None = None) -> None:
+        body: dict[str, Any] = {"new_chat_id": new_chat_id}
+        if bot_id is not None:
+            body["bot_id"] = bot_id
+        await self._request("POST", f"/control/chats/{chat_id}/migrate", json=body)
+
+    async def _user(self, user_id: int, action: str, bot_id: int | None, **body: Any) -> Any:
+        if bot_id is not None:
+            body["bot_id"] = bot_id
+        return await self._request("POST", f"/control/users/{user_id}/{action}", json=body)
+
+    async def user_start(
+        self, user_id: int, code: str | None = None, bot_id: int | None = None
+    ) -> dict[str, Any]:
+        return dict((await self._user(user_id, "start", bot_id, code=code))["update"])
+
+    async def user_send(self, user_id: int, text: str, bot_id: int | None = None) -> dict[str, Any]:
+        return dict((await self._user(user_id, "send", bot_id, text=text))["update"])
+
+    async def user_block(self, user_id: int, bot_id: int | None = None) -> None:
+        await self._user(user_id, "block", bot_id)
+
+    async def user_unblock(self, user_id: int, bot_id: int | None = None) -> None:
+        await self._user(user_id, "unblock", bot_id)
+
+    async def updates(self, bot_id: int | None = None) -> dict[str, Any]:
+        return dict(await self._request("GET", "/control/updates", params={"bot_id": bot_id}))
 
     async def set_missing(self, chat_id: int) -> None:
         await self._request("POST", f"/control/chats/{chat_id}/missing")

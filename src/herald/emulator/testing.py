@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from herald.emulator import people
 from herald.emulator.app import start
 from herald.emulator.core import Emulator
 from herald.emulator.options import DEFAULT_KEEP, FaultConfig, LimitConfig, configs
@@ -54,8 +55,45 @@ class EmulatorHandle:
     def block_chat(self, chat_id: int) -> None:
         self.emulator.chats.blocked.add(chat_id)
 
-    def migrate_chat(self, chat_id: int, new_chat_id: int) -> None:
-        self.emulator.chats.migrated[chat_id] = new_chat_id
+    def migrate_chat(self, chat_id: int, new_chat_id: int, bot_id: int | None = None) -> None:
+        """The group becomes a supergroup: sends to it get 400 with migrate_to_chat_id, and
+        the bot (`bot_id`, or the one bot known) gets the service messages as updates."""
+        people.migrate(self.emulator, bot_id or self.emulator.known_bot(), chat_id, new_chat_id)
+
+    # --- people, as updates to a bot (`bot_id`, or the one bot the emulator knows) ------
+
+    def _bot(self, bot_id: int | None) -> int:
+        bot = bot_id or self.emulator.known_bot()
+        if bot is None:
+            raise ValueError("name the bot: bot_id (the emulator knows none, or several)")
+        return bot
+
+    def user_start(
+        self, user_id: int, code: str | None = None, bot_id: int | None = None
+    ) -> dict[str, Any]:
+        """The user presses Start, from a deep link with `code` or not: `/start [code]`."""
+        return people.start(self.emulator, self._bot(bot_id), user_id, code)
+
+    def user_send(self, user_id: int, text: str, bot_id: int | None = None) -> dict[str, Any]:
+        return people.send_text(self.emulator, self._bot(bot_id), user_id, text)
+
+    def user_block(self, user_id: int, bot_id: int | None = None) -> None:
+        """The user blocks the bot: sends get 403, and a my_chat_member update says kicked."""
+        people.set_blocked(self.emulator, self._bot(bot_id), user_id, True)
+
+    def user_unblock(self, user_id: int, bot_id: int | None = None) -> None:
+        people.set_blocked(self.emulator, self._bot(bot_id), user_id, False)
+
+    def updates(self, bot_id: int | None = None) -> dict[str, Any]:
+        """The bot's updates: `pending` (not yet confirmed or delivered), `delivered`,
+        `webhook` (getWebhookInfo's answer)."""
+        box = self.emulator.bot_updates(self._bot(bot_id))
+        return {
+            "webhook": box.info(),
+            "pending": list(box.pending),
+            "delivered": list(box.delivered),
+            "next_update_id": box.next_update_id,
+        }
 
     def set_missing(self, chat_id: int) -> None:
         self.emulator.chats.missing.add(chat_id)

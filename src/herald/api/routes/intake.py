@@ -28,8 +28,9 @@ from herald.callbacks.endpoints import hosts_of as endpoint_hosts
 from herald.callbacks.endpoints import url_allowed
 from herald.db.intake import BatchStored, NewTask, insert_task, insert_tasks
 from herald.db.models import NEW_TASK_DERIVED
+from herald.db.recipients import Binding, resolve
 from herald.metrics import INTAKE_REFUSED, TASKS_CREATED, TASKS_REPLAYED
-from herald.states import CREATED
+from herald.states import CREATED, REFUSED_UNSUBSCRIBED
 
 router = APIRouter(prefix="/api/tasks", tags=["intake"], route_class=RawRoute)
 
@@ -83,6 +84,21 @@ def _idempotency_key(request: Request) -> str:
     return key
 
 
+def _recipient_unknown(external_id: str) -> ApiError:
+    return Unprocessable(
+        f"recipient {external_id!r} is not bound to a chat: send them a link first"
+        " (POST /api/recipients/{external_id}/link)",
+        code="recipient_unknown",
+        details={"recipient": external_id},
+    )
+
+
+def _to_recipient(new: NewTask, binding: Binding) -> tuple[NewTask, str | None]:
+    """A task naming a recipient goes to its chat; an unsubscribed one is stored failed."""
+    refusal = None if binding.subscribed else REFUSED_UNSUBSCRIBED.reason
+    return new._replace(chat_id=binding.chat_id), refusal
+
+
 def _key_reused() -> ApiError:
     return Unprocessable(
         "this Idempotency-Key was used with a different request body",
@@ -115,7 +131,18 @@ async def create_task(request: Request) -> Response:
     await gw.guard.admit(principal.client)
     cid = correlation_id(request)
     new = _new_task(task, key, gw.settings.max_attempts)
-    created, stored = await insert_task(gw.pool, principal.client, new, cid, _actor(principal))
+    bot_id = gw.settings.bot_id
+    refusal = None
+    if task.recipient is not None:
+        # One more round trip, for tasks that name a recipient only.
+        bound = await resolve(gw.pool, bot_id, principal.client, [task.recipient])
+        if task.recipient not in bound:
+            INTAKE_REFUSED.labels(reason="recipient_unknown").inc()
+            raise _recipient_unknown(task.recipient)
+        new, refusal = _to_recipient(new, bound[task.recipient])
+    created, stored = await insert_task(
+        gw.pool, principal.client, new, cid, _actor(principal), bot_id=bot_id, refusal=refusal
+    )
     if created:
         TASKS_CREATED.inc()
         if stored.enqueued_at is not None:
@@ -156,13 +183,22 @@ async def create_batch(request: Request) -> Response:
     results: list[dict[str, Any]] = []
     first: dict[str, NewTask] = {}  # one insert per key; later duplicates compare to it
     hosts: list[str] | None = None  # the client's callback hosts, read once if needed
+    items: list[tuple[int, Any, BatchItem | None, ValidationError | None]] = []
     for index, raw in enumerate(batch.items):
         key = raw.get("idempotency_key") if isinstance(raw, dict) else None
         try:
-            item = BatchItem.model_validate(raw)
-        except ValidationError as exc:
-            err = {"code": "validation_error", "message": "the item is invalid"}
-            err["details"] = validation_details(exc.errors())  # type: ignore[assignment]
+            items.append((index, key, BatchItem.model_validate(raw), None))
+        except ValidationError as invalid:
+            items.append((index, key, None, invalid))
+    bot_id = gw.settings.bot_id
+    named = {item.recipient for _, _, item, _ in items if item is not None and item.recipient}
+    bound = await resolve(gw.pool, bot_id, principal.client, sorted(named)) if named else {}
+    refusals: dict[str, str] = {}
+    for index, key, item, problem in items:
+        if item is None:
+            assert problem is not None
+            err: dict[str, Any] = {"code": "validation_error", "message": "the item is invalid"}
+            err["details"] = validation_details(problem.errors())
             results.append(_result(index, key, "error", error=err))
             continue
         if item.callback_url is not None:
@@ -176,11 +212,26 @@ async def create_batch(request: Request) -> Response:
                 )
                 continue
         new = _new_task(item, item.idempotency_key, gw.settings.max_attempts)
+        if item.recipient is not None:
+            if item.recipient not in bound:
+                unknown = _recipient_unknown(item.recipient)
+                err = {"code": unknown.code, "message": unknown.message}
+                results.append(_result(index, key, "error", error=err))
+                continue
+            new, refusal = _to_recipient(new, bound[item.recipient])
+            if refusal is not None and new.idempotency_key not in first:
+                refusals[new.idempotency_key] = refusal
         first.setdefault(new.idempotency_key, new)
         results.append(_result(index, item.idempotency_key, "undecided", new=new))
 
     stored = await insert_tasks(
-        gw.pool, principal.client, list(first.values()), cid, _actor(principal)
+        gw.pool,
+        principal.client,
+        list(first.values()),
+        cid,
+        _actor(principal),
+        bot_id=bot_id,
+        refusals=refusals,
     )
     counts = {"created": 0, "replayed": 0, "error": 0}
     due: list[int] = []
