@@ -7,13 +7,15 @@ the same build with limits off and raw aiogram to the same server in the same ru
 
 For each mode (`on`: `HERALD_RATE_GLOBAL_PER_SECOND=--global-rate`,
 `HERALD_RATE_CHAT_PER_SECOND=--chat-rate`, 20/min per group; `off`: all three 0), on a
-fresh database and queue: `herald api` takes `--tasks` tasks over `--chats` chats through
-`POST /api/tasks/batch` (1,000 a request) while no worker runs, then `herald worker
---workers N` drains them at `--log-level` (INFO, the default level, unless told). The
-rate is the tasks over the time from the first message the emulator received to the
-last `delivered` recorded in PostgreSQL. Beside it: the 429 answers, the CPU of the
-worker processes, of this database's PostgreSQL backends, of Redis (shared with other
-users of the machine) and of the emulator, per delivery, and the load average.
+fresh database and queue: `herald worker --workers N` at `--log-level` (INFO, the
+default level, unless told) is started, then `herald api` takes `--tasks` tasks over
+`--chats` chats through `POST /api/tasks/batch` (1,000 a request, each pushing its
+hints) as fast as it answers. The rate is the tasks over the time from the first message
+the emulator received to the last `delivered` recorded in PostgreSQL (the API is not
+the bottleneck: it takes tens of thousands of tasks a second in batches). Beside it: the
+429 answers, the CPU of the worker processes, of this database's PostgreSQL backends, of
+Redis (shared with other users of the machine) and of the emulator, per delivery, and the
+load average.
 
 The emulator answers at once, without limits, unless `--emulator-global N` turns its
 Telegram limits on (1/s per chat, 20/min per group, N/s in total; then raw aiogram is
@@ -88,18 +90,6 @@ async def run_mode(
             settings = Settings(_env_file=None, jwt_secret=env["HERALD_JWT_SECRET"])
             token = mint_token(settings, "bench", ["tasks:write"])
             api, api_url = start_api(env, tmp, name=f"api-{mode}")
-            try:
-                items = [
-                    {
-                        "idempotency_key": f"k{i}",
-                        "chat_id": 1 + i % args.chats,
-                        "text": f"Your order {i} has shipped",
-                    }
-                    for i in range(args.tasks)
-                ]
-                await post_batches(api_url, token, items)
-            finally:
-                api.stop(timeout=10)
             proc = start_worker(
                 env,
                 tmp,
@@ -129,13 +119,23 @@ async def run_mode(
                     redis=redis_pids,
                     emulator=emulator_pids,
                 )
+                items = [
+                    {
+                        "idempotency_key": f"k{i}",
+                        "chat_id": 1 + i % args.chats,
+                        "text": f"Your order {i} has shipped",
+                    }
+                    for i in range(args.tasks)
+                ]
                 await meter.start()
                 load_start = loadavg()
+                await post_batches(api_url, token, items)
                 last = await _delivered(database_url, args.tasks)
                 await meter.stop()
                 load_end = loadavg()
             finally:
                 proc.stop(timeout=30)
+                api.stop(timeout=10)
             log_lines = len(proc.log_path.read_bytes().splitlines())
         async with RemoteEmulator(base_url) as remote:
             messages = await remote.messages()

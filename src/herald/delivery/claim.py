@@ -39,7 +39,7 @@ from typing import Any
 from herald.chat_id import ChatId
 from herald.db.pool import Executor, Pool, Row
 from herald.db.sql import literal
-from herald.delivery.ratelimit import Grant, RateLimiter
+from herald.delivery.ratelimit import RateLimiter
 from herald.states import CLAIMED, EXPIRED_UNSENT, TaskStatus
 
 # What a claim reads of a task (see `Claimed`).
@@ -91,35 +91,46 @@ SELECT {_COLUMNS}, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
 FROM tasks
 WHERE status = {_PENDING} AND next_attempt_at <= now()
 ORDER BY priority DESC, next_attempt_at
-LIMIT 1
+LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
-_TAKE_SQL = f"""
-WITH claimed AS (
-    UPDATE tasks SET
-        status = CASE WHEN $4 THEN {_FAILED} ELSE {_SENDING} END,
-        attempt = attempt + CASE WHEN $4 THEN 0 ELSE 1 END,
-        lease_owner = CASE WHEN $4 THEN NULL ELSE $2 END,
-        lease_expires_at = CASE WHEN $4 THEN NULL ELSE now() + make_interval(secs => $3) END,
-        last_error = CASE WHEN $4 THEN {_EXPIRED} ELSE last_error END,
-        send_started = CASE WHEN $5 THEN false END,
-        updated_at = now()
-    WHERE id = $1
-    RETURNING {_COLUMNS}
-), event AS ({_EVENT.format(actor="$2")}
-)
-SELECT * FROM claimed
-"""
-
-# Not sent, not claimed: the task is due again when its scope frees. `enqueued_at` is set
+# The picked tasks that got their slots (or expired) are claimed, those refused by a busy
+# chat or group deferred, in one statement; those beyond the bot-wide horizon are left
+# as they were. A deferred task is due again when its scope frees: `enqueued_at` is set
 # to that time because the deferring worker hints the queue then (the sweeper covers a
 # worker that dies first).
-_DEFER_SQL = """
-UPDATE tasks SET next_attempt_at = now() + make_interval(secs => $2),
-                 enqueued_at = now() + make_interval(secs => $2), updated_at = now()
-WHERE id = $1
+_TAKE_SQL = f"""
+WITH v AS (
+    SELECT * FROM unnest($3::bigint[], $4::float8[], $5::bool[], $6::bool[])
+        AS v(id, wait, expired, gated)
+), claimed AS (
+    UPDATE tasks t SET
+        status = CASE WHEN v.expired THEN {_FAILED} ELSE {_SENDING} END,
+        attempt = t.attempt + CASE WHEN v.expired THEN 0 ELSE 1 END,
+        lease_owner = CASE WHEN v.expired THEN NULL ELSE $1 END,
+        lease_expires_at = CASE WHEN v.expired THEN NULL
+                           ELSE now() + make_interval(secs => $2 + v.wait) END,
+        last_error = CASE WHEN v.expired THEN {_EXPIRED} ELSE t.last_error END,
+        send_started = CASE WHEN v.gated THEN false END,
+        updated_at = now()
+    FROM v
+    WHERE t.id = v.id
+    RETURNING t.id, t.status, t.attempt
+), deferred AS (
+    UPDATE tasks t SET next_attempt_at = now() + make_interval(secs => d.wait),
+                       enqueued_at = now() + make_interval(secs => d.wait),
+                       updated_at = now()
+    FROM unnest($7::bigint[], $8::float8[]) AS d(id, wait)
+    WHERE t.id = d.id
+), event AS ({_EVENT.format(actor="$1")}
+)
+SELECT id, status, attempt FROM claimed
 """
+
+# A claim whose slot is this close sends without a gate: a worker lost in so short a wait
+# leaves the task `uncertain` (never sent twice), which a gate would have made `pending`.
+GATE_MIN_WAIT = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +161,27 @@ class Deferred:
     scope: str
 
 
-ClaimResult = Claimed | Expired | Deferred | None
+@dataclass(frozen=True, slots=True)
+class Later:
+    """Nothing claimed: the bot-wide slots are reserved beyond the horizon. Look again
+    after `wait` seconds (the best due task then, whatever its priority)."""
+
+    wait: float
 
 
-def _result(row: Row, wait: float = 0.0, gated: bool = False) -> Claimed | Expired:
-    if row["status"] == EXPIRED_UNSENT.to:
+ClaimResult = Claimed | Expired | Deferred | Later | None
+
+
+def _result(
+    row: Row, wait: float = 0.0, gated: bool = False, taken: Row | None = None
+) -> Claimed | Expired:
+    """What a claim got: `row` as claimed, or as picked with `taken`'s status and attempt."""
+    status, attempt = (taken or row)["status"], (taken or row)["attempt"]
+    if status == EXPIRED_UNSENT.to:
         return Expired(row["id"])
     return Claimed(
         id=row["id"],
-        attempt=row["attempt"],
+        attempt=attempt,
         failures=row["failures"],
         chat_id=ChatId(row["migrated_chat_id"] or row["chat_id"]),
         content=row["content"],
@@ -187,26 +210,63 @@ async def claim(
     if limiter is None or not limiter.enabled:
         claimed = await claim_many(pool, owner, lease_seconds, 1)
         return claimed[0] if claimed else None
+    results = await claim_limited(pool, limiter, owner, lease_seconds, 1)
+    return results[0] if results else None
+
+
+async def claim_limited(
+    pool: Pool, limiter: RateLimiter, owner: str, lease_seconds: float, n: int
+) -> list[ClaimResult]:
+    """With rate limits: the n best due tasks (fewer when fewer are due), each claimed,
+    deferred (a busy chat or group), left pending (`Later`: beyond the bot-wide horizon)
+    or failed as expired. One transaction and one Redis script for all of them."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(_PICK_SQL)
-        if row is None:
-            return None
-        expired = bool(row["expired"])
-        grant = Grant(ok=True, wait=0.0)
-        if not expired:
-            grant = await limiter.reserve(row["migrated_chat_id"] or row["chat_id"])
-        if not grant.ok:
-            # Spread the tasks of one busy chat a little so they do not all wake at once.
-            wait = grant.wait * random.uniform(1.0, 1.1)
-            await conn.execute(_DEFER_SQL, row["id"], wait)
-            return Deferred(row["id"], wait, grant.scope or "bot")
-        # The lease covers the wait for the reserved slot as well as the send.
-        gated = grant.wait > 0 and not expired
-        taken = await conn.fetchrow(
-            _TAKE_SQL, row["id"], owner, lease_seconds + grant.wait, expired, gated
+        rows = await conn.fetch(_PICK_SQL, n)
+        if not rows:
+            return []
+        live = [row for row in rows if not row["expired"]]
+        grants = iter(
+            await limiter.reserve_many([row["migrated_chat_id"] or row["chat_id"] for row in live])
         )
-        assert taken is not None  # locked by the pick
-        return _result(taken, grant.wait, gated=gated)
+        take: list[tuple[int, float, bool, bool]] = []  # id, wait, expired, gated
+        defer: list[tuple[int, float]] = []
+        results: dict[int, ClaimResult] = {}
+        later = 0
+        for row in rows:
+            if row["expired"]:
+                take.append((row["id"], 0.0, True, False))
+                continue
+            grant = next(grants)
+            if grant.ok:
+                take.append((row["id"], grant.wait, False, grant.wait >= GATE_MIN_WAIT))
+            elif grant.scope == "bot":
+                # Left as it is, unlocked at the commit: the next pick sees it again, after
+                # any task of a higher priority that arrives meanwhile.
+                results[row["id"]] = Later(limiter.later(later, grant.wait))
+                later += 1
+            else:
+                # Spread the tasks of one busy chat a little so they do not all wake at once.
+                wait = grant.wait * random.uniform(1.0, 1.1)
+                defer.append((row["id"], wait))
+                results[row["id"]] = Deferred(row["id"], wait, grant.scope or "chat")
+        if take or defer:
+            taken = await conn.fetch(
+                _TAKE_SQL,
+                owner,
+                float(lease_seconds),
+                [t[0] for t in take],
+                [t[1] for t in take],
+                [t[2] for t in take],
+                [t[3] for t in take],
+                [d[0] for d in defer],
+                [d[1] for d in defer],
+            )
+            by_id = {row["id"]: row for row in rows}
+            waits = {t[0]: (t[1], t[3]) for t in take}
+            for got in taken:
+                wait, gated = waits[got["id"]]
+                results[got["id"]] = _result(by_id[got["id"]], wait, gated, taken=got)
+        return [results[row["id"]] for row in rows if row["id"] in results]
 
 
 _OPEN_GATES_SQL = f"""

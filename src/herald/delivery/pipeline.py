@@ -26,7 +26,8 @@ from herald.delivery.claim import (
     ClaimResult,
     Deferred,
     Expired,
-    claim,
+    Later,
+    claim_limited,
     claim_many,
     open_gates,
 )
@@ -67,13 +68,32 @@ class Deliverer:
         self._claims: Coalescer[None, ClaimResult] = Coalescer(self._claim_batch)
         self._records: Coalescer[Outcome, str | None] = Coalescer(self._record_batch)
         self._gates: Coalescer[tuple[int, int], bool] = Coalescer(self._open_gates_batch)
+        self._releases: Coalescer[tuple[str, float | None], None] = Coalescer(self._release_batch)
         self._said_partly_parsed = False
 
     async def _claim_batch(self, requests: list[None]) -> list[ClaimResult]:
-        claimed: list[ClaimResult] = list(
-            await claim_many(self.pool, self.owner, self.settings.lease_seconds, len(requests))
-        )
-        return claimed + [None] * (len(requests) - len(claimed))
+        lease = self.settings.lease_seconds
+        if self.limiter is None:
+            claimed: list[ClaimResult] = list(
+                await claim_many(self.pool, self.owner, lease, len(requests))
+            )
+            return claimed + [None] * (len(requests) - len(claimed))
+        # Only as many as the bot can send within the horizon; the others look again when
+        # a slot frees, one slot apart, and then pick the best task due at that moment.
+        admitted = self.limiter.admit(len(requests))
+        results: list[ClaimResult] = []
+        if admitted:
+            try:
+                results = await claim_limited(self.pool, self.limiter, self.owner, lease, admitted)
+            finally:
+                self.limiter.unused(admitted - len(results))
+        results += [None] * (admitted - len(results))
+        return results + [Later(self.limiter.later(k)) for k in range(len(requests) - admitted)]
+
+    async def _release_batch(self, answers: list[tuple[str, float | None]]) -> list[None]:
+        assert self.limiter is not None
+        await self.limiter.release_many(answers)
+        return [None] * len(answers)
 
     async def _open_gates_batch(self, claims: list[tuple[int, int]]) -> list[bool]:
         return await open_gates(self.pool, self.owner, claims)
@@ -83,10 +103,7 @@ class Deliverer:
 
     async def handle(self, hinted_id: int) -> TaskStatus | None:
         """Process one hint; the status the claimed task ended in, None if none was claimed."""
-        if self.limiter is None:
-            result = await self._claims.submit(None)
-        else:
-            result = await claim(self.pool, self.limiter, self.owner, self.settings.lease_seconds)
+        result = await self._claim(hinted_id)
         if result is None:
             log.debug("nothing_due", hinted_id=hinted_id)
             return None
@@ -100,6 +117,22 @@ class Deliverer:
             log.info("task_expired", task_id=result.id)
             return TaskStatus.FAILED
         return await self._send_and_record(result)
+
+    async def _claim(self, hinted_id: int) -> Claimed | Expired | Deferred | None:
+        """The best due task, once the bot-wide horizon has room for it. A message waits
+        for room at most one horizon: then its hint goes back to the queue, so the
+        process holds no message much longer than a send takes (a stopping process
+        takes no new claim past its shutdown wait)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + max(self.settings.rate_max_wait_seconds, 1.0)
+        while True:
+            result = await self._claims.submit(None)
+            if not isinstance(result, Later):
+                return result
+            if loop.time() + result.wait > give_up:
+                self.hints.push_later(hinted_id, None, result.wait)
+                return None
+            await asyncio.sleep(result.wait)
 
     async def _send_and_record(self, task: Claimed) -> TaskStatus:
         if task.correlation_id:
@@ -155,11 +188,8 @@ class Deliverer:
     async def _release(self, chat_id: str, retry_after: float | None) -> None:
         """Free the chat for its next send, paused after a 429. Never stands in the way of
         the record: if Redis fails here, the chat's hold simply runs out on its own."""
-        assert self.limiter is not None
         try:
-            await self.limiter.sent(chat_id)
-            if retry_after is not None:
-                await self.limiter.pause(chat_id, retry_after)
+            await self._releases.submit((chat_id, retry_after))
         except Exception:
             log.exception("rate_limit_release_failed", chat_id=chat_id)
 

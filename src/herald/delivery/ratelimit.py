@@ -23,6 +23,8 @@ Keys live under the queue name, so test runs and deployments sharing a Redis sta
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,42 +37,84 @@ from herald.keys import rate_limit_key
 # Telegram counted it; this margin only absorbs clock jitter between the processes.
 _SCOPE_MARGIN_SECONDS = 0.01
 
+# Many sends at once, in order (a claim's batch). ARGV[1] is the number of sends; each
+# send is then its number of scopes m, followed by m (key index, interval, max_wait, hold).
+# The cells are read once and written once per script; the sends of one batch see each
+# other's reservations, so two sends to one chat are spaced (the second is refused while
+# the first holds the chat). Per send: 1 reserved or 0 refused, the wait, the refusing
+# scope's position (0 if none). Last, how far ahead KEYS[1] is booked (the bot's cell
+# when the bot-wide limit is on).
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local at = now
-for i, key in ipairs(KEYS) do
-  local tat = tonumber(redis.call('GET', key) or '0')
-  if tat > at then at = tat end
-  if at - now > tonumber(ARGV[3 * i - 1]) then
-    return {0, tostring(at - now), i}
+local tat = {}
+local dirty = {}
+local function cell(k)
+  local v = tat[k]
+  if v == nil then
+    v = tonumber(redis.call('GET', KEYS[k]) or '0')
+    tat[k] = v
   end
+  return v
 end
-for i, key in ipairs(KEYS) do
-  local next_at = at + tonumber(ARGV[3 * i - 2]) + tonumber(ARGV[3 * i])
-  redis.call('SET', key, tostring(next_at), 'PX', math.ceil((next_at - now) * 1000) + 1000)
+local out = {}
+local pos = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local m = tonumber(ARGV[pos])
+  pos = pos + 1
+  local at = now
+  local blocked = 0
+  for s = 0, m - 1 do
+    local base = pos + 4 * s
+    local v = cell(tonumber(ARGV[base]))
+    if v > at then at = v end
+    if at - now > tonumber(ARGV[base + 2]) then
+      blocked = s + 1
+      break
+    end
+  end
+  if blocked == 0 then
+    for s = 0, m - 1 do
+      local base = pos + 4 * s
+      local k = tonumber(ARGV[base])
+      tat[k] = at + tonumber(ARGV[base + 1]) + tonumber(ARGV[base + 3])
+      dirty[k] = true
+    end
+  end
+  out[#out + 1] = blocked == 0 and 1 or 0
+  out[#out + 1] = string.format('%.6f', at - now)
+  out[#out + 1] = blocked
+  pos = pos + 4 * m
 end
-return {1, tostring(at - now), 0}
+for k in pairs(dirty) do
+  redis.call('SET', KEYS[k], string.format('%.6f', tat[k]),
+             'PX', math.ceil((tat[k] - now) * 1000) + 1000)
+end
+local ahead = 0
+if #KEYS > 0 then ahead = cell(1) - now end
+out[#out + 1] = string.format('%.6f', ahead)
+return out
 """
 
-# The answer to a send came: its chat (and group) may send again one interval from now.
-_SENT = """
+# Answers came (or a 429): for each cell, ARGV holds an interval and a pause. An interval
+# of 0 or more spaces the scope's next send from now (the answer frees it); a negative one
+# leaves the cell as it is. A pause keeps the scope shut at least that long (after a 429).
+_RELEASE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 for i, key in ipairs(KEYS) do
-  local next_at = now + tonumber(ARGV[i])
-  redis.call('SET', key, tostring(next_at), 'PX', math.ceil(tonumber(ARGV[i]) * 1000) + 1000)
-end
-return 1
-"""
-
-_PAUSE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local until_at = now + tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < until_at then
-  redis.call('SET', KEYS[1], tostring(until_at), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+  local interval = tonumber(ARGV[2 * i - 1])
+  local pause = tonumber(ARGV[2 * i])
+  local v
+  if interval >= 0 then
+    v = now + interval
+  else
+    v = tonumber(redis.call('GET', key) or '0')
+  end
+  if pause > 0 and v < now + pause then v = now + pause end
+  if v > now then
+    redis.call('SET', key, string.format('%.6f', v), 'PX', math.ceil((v - now) * 1000) + 1000)
+  end
 end
 return 1
 """
@@ -113,8 +157,10 @@ class RateLimiter:
         # The longest a send can take, plus its wait for a bot-wide slot.
         self.hold = settings.telegram_timeout + 1.0
         self._reserve: Any = redis.register_script(_RESERVE)
-        self._pause: Any = redis.register_script(_PAUSE)
-        self._sent: Any = redis.register_script(_SENT)
+        self._release: Any = redis.register_script(_RELEASE)
+        # This process's view of the bot-wide cell (`admit`): until when, on the event
+        # loop's clock, its slots are reserved. Every reservation's answer corrects it.
+        self._bot_until = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -149,17 +195,40 @@ class RateLimiter:
 
     async def reserve(self, chat_id: str) -> Grant:
         """One round trip: reserve a slot in every scope of `chat_id`, or say how long to wait."""
-        scopes = self.scopes(chat_id)
-        if not scopes:
-            return Grant(ok=True, wait=0.0)
-        args: list[float] = []
-        for scope in scopes:
-            args += [scope.interval, scope.max_wait, scope.hold]
-        ok, wait, blocker = await self._reserve(keys=[s.key for s in scopes], args=args)
-        wait_s = max(0.0, float(wait))
+        return (await self.reserve_many([chat_id]))[0]
+
+    async def reserve_many(self, chat_ids: Sequence[str]) -> list[Grant]:
+        """One round trip for many sends, in order: as `reserve` for each, the later ones
+        seeing the slots the earlier ones took (one send per chat in flight)."""
+        keys: list[str] = [self.bot_key] if self.global_interval else []
+        index = {key: i + 1 for i, key in enumerate(keys)}
+        args: list[float | int] = [len(chat_ids)]
+        per_send: list[list[Scope]] = []
+        for chat_id in chat_ids:
+            scopes = self.scopes(chat_id)
+            per_send.append(scopes)
+            args.append(len(scopes))
+            for scope in scopes:
+                if scope.key not in index:
+                    keys.append(scope.key)
+                    index[scope.key] = len(keys)
+                args += [index[scope.key], scope.interval, scope.max_wait, scope.hold]
+        if not keys:
+            return [Grant(ok=True, wait=0.0) for _ in chat_ids]
+        out = await self._reserve(keys=keys, args=args)
+        if self.global_interval:
+            self._bot_until = _now() + float(out[-1])
+        return [
+            self._grant(scopes, int(out[3 * i]), float(out[3 * i + 1]), int(out[3 * i + 2]))
+            for i, scopes in enumerate(per_send)
+        ]
+
+    @staticmethod
+    def _grant(scopes: list[Scope], ok: int, wait: float, blocker: int) -> Grant:
+        wait_s = max(0.0, wait)
         if ok:
             return Grant(ok=True, wait=wait_s)
-        scope = scopes[int(blocker) - 1]
+        scope = scopes[blocker - 1]
         if scope.hold:
             # Held by a send in flight (or paused): its answer frees the scope one interval
             # later, at a time nobody knows yet. Look again within the scope's horizon, so
@@ -167,22 +236,67 @@ class RateLimiter:
             wait_s = min(wait_s, max(scope.max_wait, 0.05))
         return Grant(ok=False, wait=wait_s, scope=scope.name)
 
-    async def sent(self, chat_id: str) -> None:
-        """A send to `chat_id` just got its answer: space the chat's next one from now."""
-        scopes = [s for s in self.scopes(chat_id) if s.name != "bot"]
-        if scopes:
-            await self._sent(keys=[s.key for s in scopes], args=[s.interval for s in scopes])
+    def admit(self, n: int) -> int:
+        """How many of `n` claims this process may make now: as many as the bot-wide slots
+        still free within the horizon (`max_wait`), as it last saw them. The claims taken
+        are counted at once, so the next call sees them; the script has the last word (a
+        process does not see the other processes' reservations until its next answer)."""
+        if not self.global_interval:
+            return n
+        now = _now()
+        ahead = max(0.0, self._bot_until - now)
+        free = 0
+        if ahead <= self.max_wait:
+            free = int((self.max_wait - ahead) / self.global_interval) + 1
+        taken = min(n, free)
+        self._bot_until = now + ahead + taken * self.global_interval
+        return taken
 
-    async def pause(self, chat_id: str, seconds: float) -> None:
-        """Telegram said 429 for this chat: no send to its scopes before `seconds` pass.
+    def unused(self, n: int) -> None:
+        """`n` admitted claims found no task: their bot-wide slots are free again."""
+        if self.global_interval:
+            self._bot_until -= n * self.global_interval
+
+    def later(self, k: int, ahead: float | None = None) -> float:
+        """When the k-th (from 0) of the claims refused for the bot-wide horizon looks
+        again: once k + 1 slots are free within it, so the waiting claims come back one
+        slot apart, not all at once. `ahead`: the bot's cell as the script saw it."""
+        if ahead is None:
+            ahead = self._bot_until - _now()
+        return max(0.0, ahead - self.max_wait) + (k + 1) * self.global_interval
+
+    async def release_many(self, answers: Sequence[tuple[str, float | None]]) -> None:
+        """Sends to these chats got their answers (chat id, the 429's retry_after or None):
+        one round trip frees each chat (and group) one interval from now, paused for
+        `retry_after` after a 429.
 
         Telegram does not say which limit a 429 hit. Flood control is per chat in
         practice, and a bot-wide pause on every chat's 429 would stall all chats, so the
         chat (and its group) is paused; the bot-wide spacing already keeps the total rate.
         """
-        for scope in self.scopes(chat_id):
-            if scope.name != "bot":
-                await self._pause(keys=[scope.key], args=[seconds])
+        keys: list[str] = []
+        args: list[float] = []
+        for chat_id, retry_after in answers:
+            for scope in self.scopes(chat_id):
+                if scope.name != "bot":
+                    keys.append(scope.key)
+                    args += [scope.interval, retry_after or 0.0]
+        if keys:
+            await self._release(keys=keys, args=args)
+
+    async def sent(self, chat_id: str) -> None:
+        """A send to `chat_id` just got its answer: space the chat's next one from now."""
+        await self.release_many([(chat_id, None)])
+
+    async def pause(self, chat_id: str, seconds: float) -> None:
+        """Telegram said 429 for this chat: no send to its scopes before `seconds` pass."""
+        keys = [s.key for s in self.scopes(chat_id) if s.name != "bot"]
+        if keys:
+            await self._release(keys=keys, args=[x for _ in keys for x in (-1.0, seconds)])
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 def _interval(limit: float, period: float) -> float:

@@ -80,8 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The task takes one int from JSON: pydantic's check of it per message costs CPU.
         no_parse=True,
         # In-flight sends end within the Telegram timeout; a reserved rate-limit slot
-        # may add its wait. Past that the process exits and the sweeper takes over.
-        wait_tasks_timeout=settings.telegram_timeout + settings.rate_max_wait_seconds + 1,
+        # may add its wait, and a message waits at most one horizon for its claim
+        # (`Deliverer._claim`). Past that the process exits and the sweeper takes over.
+        wait_tasks_timeout=settings.telegram_timeout
+        + settings.rate_max_wait_seconds
+        + max(settings.rate_max_wait_seconds, 1.0)
+        + 1,
         shutdown_timeout=5,
         configure_logging=False,
         log_level=LogLevel.__members__.get(settings.log_level.upper(), LogLevel.INFO),
