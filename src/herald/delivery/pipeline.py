@@ -176,10 +176,15 @@ class Deliverer:
             # Once per process: every answer will be like this until aiogram catches up.
             self._said_partly_parsed = True
             log.warning("telegram_answer_partly_parsed", verdict=result.verdict, code=result.code)
-        if self.limiter is not None:
-            await self._release(task.chat_id, result.retry_after)
         transition = decide(task, result, self.settings)
-        replaced = await self._records.submit((task.id, task.attempt, transition))
+        record = self._records.submit((task.id, task.attempt, transition))
+        if self.limiter is None:
+            replaced = await record
+        else:
+            # The chat's release and the record go out together: neither waits for the other.
+            _, replaced = await asyncio.gather(
+                self._release(task.chat_id, result.retry_after), record
+            )
         self._observe(task, transition, replaced)
         if replaced is not None and transition.retry_in is not None:
             self.hints.push_later(task.id, task.correlation_id, transition.retry_in)

@@ -37,16 +37,21 @@ from herald.keys import rate_limit_key
 # Telegram counted it; this margin only absorbs clock jitter between the processes.
 _SCOPE_MARGIN_SECONDS = 0.01
 
-# Many sends at once, in order (a claim's batch). ARGV[1] is the number of sends; each
-# send is then its number of scopes m, followed by m (key index, interval, max_wait, hold).
+# Many sends at once, in order (a claim's batch). Its input and its answer are one string
+# each: redis-py encodes every argument and parses every element of an answer in Python,
+# which cost more than the script itself with an argument per number.
+# ARGV[1]: each key's scope kind, one character per key ('1' chat, '2' group, '3' bot).
+# ARGV[2]: the sends, ';' between sends, ',' between the key indexes of one send.
+# ARGV[3..11]: per kind, its interval, its horizon (max_wait) and its hold.
 # The cells are read once and written once per script; the sends of one batch see each
 # other's reservations, so two sends to one chat are spaced (the second is refused while
-# the first holds the chat). Per send: 1 reserved or 0 refused, the wait, the refusing
-# scope's position (0 if none). Last, how far ahead KEYS[1] is booked (the bot's cell
-# when the bot-wide limit is on).
+# the first holds the chat). The answer, per send: "1" reserved or "0" refused, the wait,
+# the refusing scope's position in the send (0 if none); then how far ahead KEYS[1] (the
+# bot's cell when the bot-wide limit is on) is booked.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local kinds = ARGV[1]
 local tat = {}
 local dirty = {}
 local function cell(k)
@@ -57,34 +62,31 @@ local function cell(k)
   end
   return v
 end
+local function param(k, field)
+  return tonumber(ARGV[3 + 3 * (tonumber(string.sub(kinds, k, k)) - 1) + field])
+end
 local out = {}
-local pos = 2
-for _ = 1, tonumber(ARGV[1]) do
-  local m = tonumber(ARGV[pos])
-  pos = pos + 1
+for send in string.gmatch(ARGV[2], '[^;]+') do
+  local ks = {}
+  for k in string.gmatch(send, '%d+') do ks[#ks + 1] = tonumber(k) end
   local at = now
   local blocked = 0
-  for s = 0, m - 1 do
-    local base = pos + 4 * s
-    local v = cell(tonumber(ARGV[base]))
+  for s, k in ipairs(ks) do
+    local v = cell(k)
     if v > at then at = v end
-    if at - now > tonumber(ARGV[base + 2]) then
-      blocked = s + 1
+    if at - now > param(k, 1) then
+      blocked = s
       break
     end
   end
   if blocked == 0 then
-    for s = 0, m - 1 do
-      local base = pos + 4 * s
-      local k = tonumber(ARGV[base])
-      tat[k] = at + tonumber(ARGV[base + 1]) + tonumber(ARGV[base + 3])
+    for _, k in ipairs(ks) do
+      tat[k] = at + param(k, 0) + param(k, 2)
       dirty[k] = true
     end
   end
-  out[#out + 1] = blocked == 0 and 1 or 0
-  out[#out + 1] = string.format('%.6f', at - now)
-  out[#out + 1] = blocked
-  pos = pos + 4 * m
+  out[#out + 1] = (blocked == 0 and '1' or '0') .. ' ' .. string.format('%.6f', at - now)
+    .. ' ' .. blocked
 end
 for k in pairs(dirty) do
   redis.call('SET', KEYS[k], string.format('%.6f', tat[k]),
@@ -93,18 +95,22 @@ end
 local ahead = 0
 if #KEYS > 0 then ahead = cell(1) - now end
 out[#out + 1] = string.format('%.6f', ahead)
-return out
+return table.concat(out, ';')
 """
 
-# Answers came (or a 429): for each cell, ARGV holds an interval and a pause. An interval
-# of 0 or more spaces the scope's next send from now (the answer frees it); a negative one
-# leaves the cell as it is. A pause keeps the scope shut at least that long (after a 429).
+# Answers came (or a 429). ARGV[1]: per key, ';' between keys, its interval and a pause
+# (',' between). An interval of 0 or more spaces the scope's next send from now (the
+# answer frees it); a negative one leaves the cell as it is. A pause keeps the scope shut
+# at least that long (after a 429).
 _RELEASE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local pause = tonumber(ARGV[2 * i])
+local i = 0
+for interval, pause in string.gmatch(ARGV[1], '([^,;]+),([^;]+)') do
+  i = i + 1
+  interval = tonumber(interval)
+  pause = tonumber(pause)
+  local key = KEYS[i]
   local v
   if interval >= 0 then
     v = now + interval
@@ -118,6 +124,8 @@ for i, key in ipairs(KEYS) do
 end
 return 1
 """
+
+_KINDS = {"chat": "1", "group": "2", "bot": "3"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +164,22 @@ class RateLimiter:
         self.chat_max_wait = min(settings.rate_chat_max_wait_seconds, self.max_wait)
         # The longest a send can take, plus its wait for a bot-wide slot.
         self.hold = settings.telegram_timeout + 1.0
+        # Per kind of scope: its interval, its horizon and its hold.
+        self._kinds: dict[str, tuple[float, float, float]] = {
+            "chat": (
+                self.chat_interval + _SCOPE_MARGIN_SECONDS,
+                min(self.chat_max_wait, self.chat_interval / 2),
+                self.hold,
+            ),
+            "group": (
+                self.group_interval + _SCOPE_MARGIN_SECONDS,
+                min(self.chat_max_wait, self.group_interval / 2),
+                self.hold,
+            ),
+            "bot": (self.global_interval, self.max_wait, 0.0),
+        }
+        # The same, as the reservation script takes them (in the order of `_KINDS`).
+        self._params = [repr(x) for kind in _KINDS for x in self._kinds[kind]]
         self._reserve: Any = redis.register_script(_RESERVE)
         self._release: Any = redis.register_script(_RELEASE)
         # This process's view of the bot-wide cell (`admit`): until when, on the event
@@ -170,27 +194,13 @@ class RateLimiter:
         """The scopes of one send, the narrowest first (they block most often)."""
         scopes: list[Scope] = []
         if self.chat_interval:
-            scopes.append(
-                Scope(
-                    "chat",
-                    rate_limit_key(self.queue_name, "chat", chat_id),
-                    self.chat_interval + _SCOPE_MARGIN_SECONDS,
-                    min(self.chat_max_wait, self.chat_interval / 2),
-                    self.hold,
-                )
-            )
+            key = rate_limit_key(self.queue_name, "chat", chat_id)
+            scopes.append(Scope("chat", key, *self._kinds["chat"]))
         if self.group_interval and has_group_limit(chat_id):
-            scopes.append(
-                Scope(
-                    "group",
-                    rate_limit_key(self.queue_name, "group", chat_id),
-                    self.group_interval + _SCOPE_MARGIN_SECONDS,
-                    min(self.chat_max_wait, self.group_interval / 2),
-                    self.hold,
-                )
-            )
+            key = rate_limit_key(self.queue_name, "group", chat_id)
+            scopes.append(Scope("group", key, *self._kinds["group"]))
         if self.global_interval:
-            scopes.append(Scope("bot", self.bot_key, self.global_interval, self.max_wait))
+            scopes.append(Scope("bot", self.bot_key, *self._kinds["bot"]))
         return scopes
 
     async def reserve(self, chat_id: str) -> Grant:
@@ -201,30 +211,38 @@ class RateLimiter:
         """One round trip for many sends, in order: as `reserve` for each, the later ones
         seeing the slots the earlier ones took (one send per chat in flight)."""
         keys: list[str] = [self.bot_key] if self.global_interval else []
+        kinds: list[str] = [_KINDS["bot"]] if self.global_interval else []
         index = {key: i + 1 for i, key in enumerate(keys)}
-        args: list[float | int] = [len(chat_ids)]
+        sends: list[str] = []
         per_send: list[list[Scope]] = []
         for chat_id in chat_ids:
             scopes = self.scopes(chat_id)
             per_send.append(scopes)
-            args.append(len(scopes))
             for scope in scopes:
                 if scope.key not in index:
                     keys.append(scope.key)
+                    kinds.append(_KINDS[scope.name])
                     index[scope.key] = len(keys)
-                args += [index[scope.key], scope.interval, scope.max_wait, scope.hold]
+            sends.append(",".join(str(index[scope.key]) for scope in scopes))
         if not keys:
             return [Grant(ok=True, wait=0.0) for _ in chat_ids]
-        out = await self._reserve(keys=keys, args=args)
+        answer = await self._reserve(
+            keys=keys, args=["".join(kinds), ";".join(sends), *self._params]
+        )
+        *granted, ahead = (answer.decode() if isinstance(answer, bytes) else answer).split(";")
         if self.global_interval:
-            self._bot_until = _now() + float(out[-1])
-        return [
-            self._grant(scopes, int(out[3 * i]), float(out[3 * i + 1]), int(out[3 * i + 2]))
-            for i, scopes in enumerate(per_send)
-        ]
+            self._bot_until = _now() + float(ahead)
+        grants = []
+        for scopes, one in zip(per_send, granted, strict=True):
+            if not scopes:
+                grants.append(Grant(ok=True, wait=0.0))
+                continue
+            ok, wait, blocker = one.split(" ")
+            grants.append(self._grant(scopes, ok == "1", float(wait), int(blocker)))
+        return grants
 
     @staticmethod
-    def _grant(scopes: list[Scope], ok: int, wait: float, blocker: int) -> Grant:
+    def _grant(scopes: list[Scope], ok: bool, wait: float, blocker: int) -> Grant:
         wait_s = max(0.0, wait)
         if ok:
             return Grant(ok=True, wait=wait_s)
@@ -275,14 +293,14 @@ class RateLimiter:
         chat (and its group) is paused; the bot-wide spacing already keeps the total rate.
         """
         keys: list[str] = []
-        args: list[float] = []
+        cells: list[str] = []
         for chat_id, retry_after in answers:
             for scope in self.scopes(chat_id):
                 if scope.name != "bot":
                     keys.append(scope.key)
-                    args += [scope.interval, retry_after or 0.0]
+                    cells.append(f"{scope.interval!r},{float(retry_after or 0.0)!r}")
         if keys:
-            await self._release(keys=keys, args=args)
+            await self._release(keys=keys, args=[";".join(cells)])
 
     async def sent(self, chat_id: str) -> None:
         """A send to `chat_id` just got its answer: space the chat's next one from now."""
@@ -292,7 +310,7 @@ class RateLimiter:
         """Telegram said 429 for this chat: no send to its scopes before `seconds` pass."""
         keys = [s.key for s in self.scopes(chat_id) if s.name != "bot"]
         if keys:
-            await self._release(keys=keys, args=[x for _ in keys for x in (-1.0, seconds)])
+            await self._release(keys=keys, args=[";".join(f"-1,{seconds!r}" for _ in keys)])
 
 
 def _now() -> float:
