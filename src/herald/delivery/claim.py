@@ -30,6 +30,7 @@ The statements render their statuses and reasons from the transition table
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,21 +97,24 @@ FOR UPDATE SKIP LOCKED
 """
 
 # The picked tasks that got their slots (or expired) are claimed, those refused by a busy
-# chat or group deferred, in one statement; those beyond the bot-wide horizon are left
-# as they were. A deferred task is due again when its scope frees: `enqueued_at` is set
-# to that time because the deferring worker hints the queue then (the sweeper covers a
-# worker that dies first).
+# chat or group deferred, in one statement sent with the COMMIT (one round trip: the
+# simple query protocol, so the values are rendered in, below); those beyond the bot-wide
+# horizon are left as they were. A deferred task is due again when its scope frees:
+# `enqueued_at` is set to that time because the deferring worker hints the queue then
+# (the sweeper covers a worker that dies first). What each claim got is known from the
+# pick (the rows are locked), so nothing is returned.
 _TAKE_SQL = f"""
 WITH v AS (
-    SELECT * FROM unnest($3::bigint[], $4::float8[], $5::bool[], $6::bool[])
+    SELECT * FROM unnest({{ids}}::bigint[], {{waits}}::float8[], {{expired}}::bool[],
+                         {{gated}}::bool[])
         AS v(id, wait, expired, gated)
 ), claimed AS (
     UPDATE tasks t SET
         status = CASE WHEN v.expired THEN {_FAILED} ELSE {_SENDING} END,
         attempt = t.attempt + CASE WHEN v.expired THEN 0 ELSE 1 END,
-        lease_owner = CASE WHEN v.expired THEN NULL ELSE $1 END,
+        lease_owner = CASE WHEN v.expired THEN NULL ELSE {{owner}} END,
         lease_expires_at = CASE WHEN v.expired THEN NULL
-                           ELSE now() + make_interval(secs => $2 + v.wait) END,
+                           ELSE now() + make_interval(secs => {{lease}} + v.wait) END,
         last_error = CASE WHEN v.expired THEN {_EXPIRED} ELSE t.last_error END,
         send_started = CASE WHEN v.gated THEN false END,
         updated_at = now()
@@ -121,12 +125,27 @@ WITH v AS (
     UPDATE tasks t SET next_attempt_at = now() + make_interval(secs => d.wait),
                        enqueued_at = now() + make_interval(secs => d.wait),
                        updated_at = now()
-    FROM unnest($7::bigint[], $8::float8[]) AS d(id, wait)
+    FROM unnest({{defer_ids}}::bigint[], {{defer_waits}}::float8[]) AS d(id, wait)
     WHERE t.id = d.id
-), event AS ({_EVENT.format(actor="$1")}
+), event AS ({_EVENT.replace("{actor}", "{owner}")}
 )
-SELECT id, status, attempt FROM claimed
+SELECT count(*) FROM claimed;
+COMMIT
 """
+
+
+def _array(values: Sequence[int | float | bool]) -> str:
+    """Numbers or booleans as an SQL array literal (nothing else is rendered this way)."""
+    return "ARRAY[" + ",".join(_number(v) for v in values) + "]"
+
+
+def _number(value: int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
 
 # A claim whose slot is this close sends without a gate: a worker lost in so short a wait
 # leaves the task `uncertain` (never sent twice), which a gate would have made `pending`.
@@ -172,13 +191,13 @@ class Later:
 ClaimResult = Claimed | Expired | Deferred | Later | None
 
 
-def _result(
-    row: Row, wait: float = 0.0, gated: bool = False, taken: Row | None = None
-) -> Claimed | Expired:
-    """What a claim got: `row` as claimed, or as picked with `taken`'s status and attempt."""
-    status, attempt = (taken or row)["status"], (taken or row)["attempt"]
-    if status == EXPIRED_UNSENT.to:
+def _result(row: Row) -> Claimed | Expired:
+    if row["status"] == EXPIRED_UNSENT.to:
         return Expired(row["id"])
+    return _claimed(row, row["attempt"])
+
+
+def _claimed(row: Row, attempt: int, wait: float = 0.0, gated: bool = False) -> Claimed:
     return Claimed(
         id=row["id"],
         attempt=attempt,
@@ -219,54 +238,72 @@ async def claim_limited(
 ) -> list[ClaimResult]:
     """With rate limits: the n best due tasks (fewer when fewer are due), each claimed,
     deferred (a busy chat or group), left pending (`Later`: beyond the bot-wide horizon)
-    or failed as expired. One transaction and one Redis script for all of them."""
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(_PICK_SQL, n)
-        if not rows:
-            return []
-        live = [row for row in rows if not row["expired"]]
-        grants = iter(
-            await limiter.reserve_many([row["migrated_chat_id"] or row["chat_id"] for row in live])
-        )
-        take: list[tuple[int, float, bool, bool]] = []  # id, wait, expired, gated
-        defer: list[tuple[int, float]] = []
-        results: dict[int, ClaimResult] = {}
-        later = 0
-        for row in rows:
-            if row["expired"]:
-                take.append((row["id"], 0.0, True, False))
-                continue
-            grant = next(grants)
-            if grant.ok:
-                take.append((row["id"], grant.wait, False, grant.wait >= GATE_MIN_WAIT))
-            elif grant.scope == "bot":
-                # Left as it is, unlocked at the commit: the next pick sees it again, after
-                # any task of a higher priority that arrives meanwhile.
-                results[row["id"]] = Later(limiter.later(later, grant.wait))
-                later += 1
+    or failed as expired. One transaction and one Redis script for all of them: BEGIN,
+    the pick, the script, then the claims and deferrals with the COMMIT."""
+    async with pool.acquire() as conn:
+        await conn.execute("BEGIN")
+        try:
+            rows = await conn.fetch(_PICK_SQL, n)
+            results, take, defer = await _decide(limiter, rows) if rows else ({}, [], [])
+            if take or defer:
+                await conn.execute(
+                    _TAKE_SQL.format(
+                        owner=literal(owner),
+                        lease=_number(float(lease_seconds)),
+                        ids=_array([t[0] for t in take]),
+                        waits=_array([t[1] for t in take]),
+                        expired=_array([t[2] for t in take]),
+                        gated=_array([t[3] for t in take]),
+                        defer_ids=_array([d[0] for d in defer]),
+                        defer_waits=_array([d[1] for d in defer]),
+                    )
+                )
             else:
-                # Spread the tasks of one busy chat a little so they do not all wake at once.
-                wait = grant.wait * random.uniform(1.0, 1.1)
-                defer.append((row["id"], wait))
-                results[row["id"]] = Deferred(row["id"], wait, grant.scope or "chat")
-        if take or defer:
-            taken = await conn.fetch(
-                _TAKE_SQL,
-                owner,
-                float(lease_seconds),
-                [t[0] for t in take],
-                [t[1] for t in take],
-                [t[2] for t in take],
-                [t[3] for t in take],
-                [d[0] for d in defer],
-                [d[1] for d in defer],
-            )
-            by_id = {row["id"]: row for row in rows}
-            waits = {t[0]: (t[1], t[3]) for t in take}
-            for got in taken:
-                wait, gated = waits[got["id"]]
-                results[got["id"]] = _result(by_id[got["id"]], wait, gated, taken=got)
-        return [results[row["id"]] for row in rows if row["id"] in results]
+                await conn.execute("COMMIT")
+        except BaseException:
+            if conn.is_in_transaction():
+                await asyncio.shield(conn.execute("ROLLBACK"))
+            raise
+    by_id = {row["id"]: row for row in rows}
+    for task_id, wait, expired, gated in take:
+        row = by_id[task_id]
+        results[task_id] = (
+            Expired(task_id) if expired else _claimed(row, row["attempt"] + 1, wait, gated)
+        )
+    return [results[row["id"]] for row in rows if row["id"] in results]
+
+
+async def _decide(
+    limiter: RateLimiter, rows: Sequence[Row]
+) -> tuple[dict[int, ClaimResult], list[tuple[int, float, bool, bool]], list[tuple[int, float]]]:
+    """One Redis script for the picked rows: which to claim (id, wait, expired, gated),
+    which to defer (id, wait), and the results of those deferred or left for later."""
+    live = [row for row in rows if not row["expired"]]
+    grants = iter(
+        await limiter.reserve_many([row["migrated_chat_id"] or row["chat_id"] for row in live])
+    )
+    take: list[tuple[int, float, bool, bool]] = []
+    defer: list[tuple[int, float]] = []
+    results: dict[int, ClaimResult] = {}
+    later = 0
+    for row in rows:
+        if row["expired"]:
+            take.append((row["id"], 0.0, True, False))
+            continue
+        grant = next(grants)
+        if grant.ok:
+            take.append((row["id"], grant.wait, False, grant.wait >= GATE_MIN_WAIT))
+        elif grant.scope == "bot":
+            # Left as it is, unlocked at the commit: the next pick sees it again, after
+            # any task of a higher priority that arrives meanwhile.
+            results[row["id"]] = Later(limiter.later(later, grant.wait))
+            later += 1
+        else:
+            # Spread the tasks of one busy chat a little so they do not all wake at once.
+            wait = grant.wait * random.uniform(1.0, 1.1)
+            defer.append((row["id"], wait))
+            results[row["id"]] = Deferred(row["id"], wait, grant.scope or "chat")
+    return results, take, defer
 
 
 _OPEN_GATES_SQL = f"""
