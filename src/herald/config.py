@@ -39,6 +39,13 @@ class ConfigError(RuntimeError):
     """The configuration cannot run a production process."""
 
 
+# With rate limits on, how long a queue message waits in a worker for room on the bot-wide
+# horizon before its hint goes back to the queue (`delivery/pipeline.py`): long enough
+# for a process's whole line of messages at 30/s (few hints pushed back and popped again),
+# short enough for a stopping process (its shutdown wait counts it, `worker/runner.py`).
+CLAIM_PATIENCE_SECONDS = 10.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

@@ -5,23 +5,36 @@ task (highest priority, then longest due) rather than exactly the hinted id, so 
 holds under a backlog; every message claims at most one task and every due task has a
 message or the sweeper, so none is left behind. With nothing due, the message is dropped.
 
-Round trips:
-- no rate limits: one statement (pick with SKIP LOCKED, update, audit event), shared by
-  the claims a worker makes at the same time (`claim_many`, see `coalesce.py`);
-- rate limits on: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, the Redis script, one UPDATE
-  (claim with its event, or defer), COMMIT. The row stays locked while Redis answers, so
-  a deferral never shows a transient `sending` and costs no audit row.
+Round trips, each shared by the claims a worker makes at the same time (`coalesce.py`):
+- no rate limits: one statement (pick with SKIP LOCKED, update, audit event)
+  (`claim_many`);
+- rate limits on (`claim_limited`): BEGIN; the pick of a batch (SELECT ... FOR UPDATE SKIP
+  LOCKED); one Redis script reserving the slots of the whole batch; one statement that
+  claims the granted tasks with their events and defers those of a busy chat or group,
+  sent together with the COMMIT. Three PostgreSQL round trips and one Redis round trip
+  per batch. The rows stay locked while Redis answers, so a deferral never shows a
+  transient `sending` and costs no audit row.
 
-The send gate. A claim that must wait for its reserved slot (up to
-`HERALD_RATE_MAX_WAIT_SECONDS`) commits with `send_started = false`. Right before the
+The bot-wide horizon (`HERALD_RATE_MAX_WAIT_SECONDS`, 1 s). A claim reserves bot-wide
+slots at most that far ahead: a worker picks no more tasks than the bot can send within
+it (`RateLimiter.admit`, from the last answer of the script, which has the last word),
+and a picked task whose slot would lie beyond it is left as it was (`Later`): unlocked
+at the commit, still pending and due, no write. The message that picked it waits and
+picks again when a slot frees, so the next pick sees any task of a higher priority that
+arrived meanwhile: under a backlog, such a task is sent within the horizon.
+
+The send gate. A claim that must wait for its reserved slot (up to the horizon; from
+`GATE_MIN_WAIT` on) commits with `send_started = false`. Right before the
 request goes out, its worker opens the gate: `send_started = true`, fenced by attempt,
 lease owner and status (`open_gates`, one statement shared like the claims). It sends
 only if that UPDATE found its row. A sweeper that finds the lease expired with the gate
 still closed updates the row under its lock: from then on the worker's UPDATE finds
 nothing, so the task, which was never sent and never will be by that claim, goes back to
 `pending` rather than `uncertain`. The row lock decides which of the two comes first;
-all of it lives in PostgreSQL. A claim that sends at once has no gate (NULL): the window
-between its commit and its request is the send itself.
+all of it lives in PostgreSQL. A claim that sends at once (a wait under 10 ms) has no
+gate (NULL): the window between its commit and its request is the send itself. The
+tasks of one batch are gated each on its own, by its own wait: a batch changes nothing
+in this argument, since each row is claimed, fenced and swept alone.
 
 A task past `expires_at` is failed here with the reason `expired` instead of claimed.
 The statements render their statuses and reasons from the transition table

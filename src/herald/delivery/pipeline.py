@@ -1,11 +1,18 @@
 """One queue message through steps 3 to 5: claim, send, record.
 
-Database round trips per delivered task: one to claim and one to record, each shared
-with the other deliveries of the process running at the same time (`coalesce.py`).
-With rate limits on, the claim is its own transaction (BEGIN, pick, update, COMMIT, plus
-one Redis script), a claim that waits for its slot opens its send gate before the send
-(one statement, shared; `claim.py`) and one more script frees the chat after the answer.
-A retry or a deferral schedules its own hint for the moment the task is due again.
+Round trips per delivered task: one to claim and one to record, each shared with the
+other deliveries of the process running at the same time (`coalesce.py`). With rate
+limits on, the shared claim is BEGIN, the pick, one Redis script for the whole batch and
+the claims with the COMMIT (`claim.py`); a claim that waits for its slot opens its send
+gate before the send (one statement, shared); after the answer, one script (shared)
+frees the chats, paused after a 429, beside the record. So a batch of n deliveries costs
+four PostgreSQL and two Redis round trips with limits on, two PostgreSQL ones without
+(plus one for the gates of those that wait).
+
+With limits on, a message claims only once the bot-wide horizon has room (`_claim`):
+it waits for a slot to free and picks the best task due then, so priorities hold under
+a backlog. A retry or a deferral schedules its own hint for the moment the task is due
+again.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from herald.config import Settings
+from herald.config import CLAIM_PATIENCE_SECONDS, Settings
 from herald.db.pool import Pool
 from herald.delivery.claim import (
     Claimed,
@@ -70,6 +77,7 @@ class Deliverer:
         self._gates: Coalescer[tuple[int, int], bool] = Coalescer(self._open_gates_batch)
         self._releases: Coalescer[tuple[str, float | None], None] = Coalescer(self._release_batch)
         self._said_partly_parsed = False
+        self._last_turn = 0.0  # the last turn given to a message waiting for the horizon
 
     async def _claim_batch(self, requests: list[None]) -> list[ClaimResult]:
         lease = self.settings.lease_seconds
@@ -80,6 +88,7 @@ class Deliverer:
             return claimed + [None] * (len(requests) - len(claimed))
         # Only as many as the bot can send within the horizon; the others look again when
         # a slot frees, one slot apart, and then pick the best task due at that moment.
+        await self.limiter.look()
         admitted = self.limiter.admit(len(requests))
         results: list[ClaimResult] = []
         if admitted:
@@ -88,7 +97,18 @@ class Deliverer:
             finally:
                 self.limiter.unused(admitted - len(results))
         results += [None] * (admitted - len(results))
-        return results + [Later(self.limiter.later(k)) for k in range(len(requests) - admitted)]
+        results += [Later(self.limiter.later(0))] * (len(requests) - admitted)
+        return [Later(self._turn(r.wait)) if isinstance(r, Later) else r for r in results]
+
+    def _turn(self, wait: float) -> float:
+        """The messages waiting for room on the bot's horizon come back in line, one
+        bot-wide interval apart, each no sooner than `wait`: at most a few looks per slot
+        that frees, however many wait."""
+        assert self.limiter is not None
+        now = asyncio.get_running_loop().time()
+        turn = max(now + wait, self._last_turn + self.limiter.global_interval)
+        self._last_turn = turn
+        return turn - now
 
     async def _release_batch(self, answers: list[tuple[str, float | None]]) -> list[None]:
         assert self.limiter is not None
@@ -121,10 +141,10 @@ class Deliverer:
     async def _claim(self, hinted_id: int) -> Claimed | Expired | Deferred | None:
         """The best due task, once the bot-wide horizon has room for it. A message waits
         for room at most one horizon: then its hint goes back to the queue, so the
-        process holds no message much longer than a send takes (a stopping process
-        takes no new claim past its shutdown wait)."""
+        process takes no new claim later than that after it stopped fetching messages
+        (`wait_tasks_timeout` counts it)."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + max(self.settings.rate_max_wait_seconds, 1.0)
+        give_up = loop.time() + CLAIM_PATIENCE_SECONDS
         while True:
             result = await self._claims.submit(None)
             if not isinstance(result, Later):

@@ -5,18 +5,24 @@ key holds the earliest time the scope may send again (the "theoretical arrival t
 Sends are spaced evenly, so whatever window or bucket Telegram counts with, the rate it
 sees never exceeds the configured one.
 
-`reserve()` asks for the earliest time at which every scope of a send is free. When that
-time is close enough (each scope has its own horizon), the slots are reserved at once
-(the task then waits for its slot in the worker) and the wait is returned. When it is too
-far (a chat or group with a backlog), nothing is reserved: the task is deferred in
-PostgreSQL and comes back when the scope frees, without holding a worker slot.
+`reserve_many()` takes the sends of a claim's batch, in priority order, in one script: for
+each, the earliest time at which every scope of the send is free, the later sends seeing
+the slots the earlier ones took. When that time is close enough (each scope has its own
+horizon), the slots are reserved at once (the task then waits for its slot in the worker)
+and the wait is returned. When it is too far for a chat or group (a backlog in one
+chat), nothing is reserved: the task is deferred in PostgreSQL and comes back when the
+scope frees, without holding a worker slot. When it is too far for the bot as a whole,
+nothing is reserved either and the task is left pending for a later pick (`claim.py`,
+"the bot-wide horizon"); `admit()` keeps a process from picking more than the bot can
+send within the horizon in the first place.
 
 A chat or group has at most one send in flight: its reservation holds the scope for the
 longest a send can take (the Telegram timeout), and the answer releases it to one interval
-after the answer (`sent()`). So however late a send reaches Telegram (a slow connection,
-a busy host), the next one to the same chat keeps its distance; a task refused for a busy
-chat looks again after the chat's horizon (half its interval at most).
-A 429 pauses the scope it hit (`pause()`): its cell moves to now + retry_after.
+after the answer (`release_many()`, one script for the answers of many chats). So however
+late a send reaches Telegram (a slow connection, a busy host), the next one to the same
+chat keeps its distance; a task refused for a busy chat looks again after the chat's
+horizon (half its interval at most).
+A 429 pauses the scope it hit (the same script): its cell moves to now + retry_after.
 Time comes from Redis (`TIME`), so processes on different hosts agree on it.
 Keys live under the queue name, so test runs and deployments sharing a Redis stay apart.
 """
@@ -125,6 +131,13 @@ end
 return 1
 """
 
+# How far ahead a cell is booked (the bot's, read before a pick near the horizon).
+_AHEAD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return string.format('%.6f', tonumber(redis.call('GET', KEYS[1]) or '0') - now)
+"""
+
 _KINDS = {"chat": "1", "group": "2", "bot": "3"}
 
 
@@ -182,6 +195,7 @@ class RateLimiter:
         self._params = [repr(x) for kind in _KINDS for x in self._kinds[kind]]
         self._reserve: Any = redis.register_script(_RESERVE)
         self._release: Any = redis.register_script(_RELEASE)
+        self._ahead: Any = redis.register_script(_AHEAD)
         # This process's view of the bot-wide cell (`admit`): until when, on the event
         # loop's clock, its slots are reserved. Every reservation's answer corrects it.
         self._bot_until = 0.0
@@ -269,6 +283,14 @@ class RateLimiter:
         taken = min(n, free)
         self._bot_until = now + ahead + taken * self.global_interval
         return taken
+
+    async def look(self) -> None:
+        """Near the horizon, read the bot's cell before `admit` (one round trip): the other
+        processes reserve too, and a pick the script then refuses for the bot costs a
+        transaction. Far from it (the bot-wide limit not binding), nothing is read."""
+        if self.global_interval and self._bot_until - _now() > self.max_wait / 2:
+            ahead = await self._ahead(keys=[self.bot_key])
+            self._bot_until = _now() + float(ahead)
 
     def unused(self, n: int) -> None:
         """`n` admitted claims found no task: their bot-wide slots are free again."""
