@@ -20,7 +20,7 @@ import asyncpg
 
 from herald.db import migrate
 from herald.db.pool import asyncpg_dsn
-from herald.keys import workers_pattern
+from herald.keys import all_keys_pattern, workers_pattern
 from tests.support import processes
 from tests.support.databases import drop_database
 from tests.support.processes import emulator_process, start_worker
@@ -121,6 +121,13 @@ async def count_status(database_url: str, status: str) -> int:
     finally:
         await conn.close()
     return n
+
+
+async def drop_queue_keys(redis: Any, queue: str) -> None:
+    """Delete every Redis key of a benchmark's queue (`keys.all_keys_pattern`)."""
+    keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
+    if keys:
+        await redis.delete(*keys)
 
 
 def uptime() -> str:

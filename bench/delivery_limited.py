@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from bench.delivery_common import (
     REDIS_URL,
     cpu_seconds,
+    drop_queue_keys,
     emulator,
     fresh_database,
     herald_env,
@@ -45,7 +46,6 @@ from bench.stack import free_port
 from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.emulator.remote import RemoteEmulator
-from herald.keys import all_keys_pattern
 from tests.support.processes import start_api, start_worker
 
 
@@ -138,9 +138,7 @@ async def main() -> None:
             finally:
                 proc.stop(timeout=30)
                 api.stop(timeout=10)
-            keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
-            if keys:
-                await redis.delete(*keys)
+            await drop_queue_keys(redis, queue)
     await redis.aclose()
     start = first + 2
     in_window = [m["time"] for m in messages if start <= m["time"] < start + args.seconds]

@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from bench.delivery_common import (
     REDIS_URL,
     CpuMeter,
+    drop_queue_keys,
     fresh_database,
     herald_env,
     loadavg,
@@ -52,7 +53,6 @@ from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
 from herald.emulator.remote import RemoteEmulator
-from herald.keys import all_keys_pattern
 from tests.support.processes import emulator_process, start_api, start_worker
 
 
@@ -155,9 +155,7 @@ async def run_mode(
             "log_lines": log_lines,
         }
     finally:
-        keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
-        if keys:
-            await redis.delete(*keys)
+        await drop_queue_keys(redis, queue)
         await redis.aclose()
 
 

@@ -30,6 +30,7 @@ from bench.delivery_common import (
     REDIS_URL,
     TOKEN,
     count_status,
+    drop_queue_keys,
     emulator,
     fresh_database,
     herald_env,
@@ -39,7 +40,6 @@ from bench.delivery_common import (
     worker,
 )
 from herald.emulator.remote import RemoteEmulator
-from herald.keys import all_keys_pattern
 from herald.queue import RedisQueue
 
 CONCURRENCY = 100
@@ -91,9 +91,7 @@ async def herald_run(
             elapsed = time.perf_counter() - started
         return n / elapsed
     finally:
-        keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
-        if keys:
-            await redis.delete(*keys)
+        await drop_queue_keys(redis, queue)
         await redis.aclose()
 
 

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 
 from bench.delivery_common import (
     REDIS_URL,
+    drop_queue_keys,
     emulator,
     fresh_database,
     herald_env,
@@ -40,7 +41,6 @@ from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
 from herald.emulator.remote import RemoteEmulator
-from herald.keys import all_keys_pattern
 from tests.support.processes import start_api
 
 
@@ -162,9 +162,7 @@ async def main() -> None:
                     ]
             finally:
                 api.stop(timeout=10)
-            keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
-            if keys:
-                await redis.delete(*keys)
+            await drop_queue_keys(redis, queue)
     await redis.aclose()
     print(
         f"{n} tasks at {args.rate:g}/s, Herald's limits "

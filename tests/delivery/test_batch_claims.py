@@ -13,32 +13,29 @@ from redis.asyncio import Redis
 
 from herald.config import Settings
 from herald.delivery.claim import Claimed, Deferred, Later, claim_limited
-from herald.delivery.ratelimit import RateLimiter
 from herald.emulator.testing import EmulatorHandle
 from herald.states import TaskStatus
 from tests.conftest import make_settings
 from tests.delivery.conftest import events, insert_task, make_due, task_row
 from tests.delivery.test_gate import expire_lease, sweeper
+from tests.delivery.test_ratelimit import limiter
 from tests.delivery.workers import wait_for
 
 OWNER = "worker:batch"
 
 
-def limiter(redis: Redis, settings: Settings, **rates: Any) -> RateLimiter:
-    values: dict[str, Any] = {
-        "rate_global_per_second": 10,
-        "rate_chat_per_second": 1,
-        "rate_group_per_minute": 20,
-        "queue_name": settings.queue_name,
-    }
-    values.update(rates)
-    return RateLimiter(redis, make_settings(settings.database_url, **values))
+# Ten sends a second in all, one per chat, 20 a minute per group.
+RATES: dict[str, Any] = {
+    "rate_global_per_second": 10,
+    "rate_chat_per_second": 1,
+    "rate_group_per_minute": 20,
+}
 
 
 async def test_one_batch_gives_each_chat_one_slot_and_spaces_the_bot_wide_ones(
     db: Any, redis: Redis, settings: Settings
 ) -> None:
-    rl = limiter(redis, settings, rate_chat_max_wait_seconds=0.1)
+    rl = limiter(redis, settings, **RATES, rate_chat_max_wait_seconds=0.1)
     # Three tasks for chat 1, two for chat 2, two for group -5, one each for chats 3, 4.
     chats = [1, 1, 1, 2, 2, -5, -5, 3, 4]
     ids = [await insert_task(db, chat_id=c, priority=-i) for i, c in enumerate(chats)]
@@ -75,7 +72,7 @@ async def test_one_batch_gives_each_chat_one_slot_and_spaces_the_bot_wide_ones(
 async def test_tasks_beyond_the_horizon_are_left_pending_untouched(
     db: Any, redis: Redis, settings: Settings
 ) -> None:
-    rl = limiter(redis, settings, rate_max_wait_seconds=0.25)
+    rl = limiter(redis, settings, **RATES, rate_max_wait_seconds=0.25)
     ids = [await insert_task(db, chat_id=100 + i) for i in range(8)]
     results = await claim_limited(db, rl, OWNER, 30, 8)
     claimed = [r for r in results if isinstance(r, Claimed)]
