@@ -140,8 +140,8 @@ class Deliverer:
 
     async def _claim(self, hinted_id: int) -> Claimed | Expired | Deferred | None:
         """The best due task, once the bot-wide horizon has room for it. A message waits
-        for room at most one horizon: then its hint goes back to the queue, so the
-        process takes no new claim later than that after it stopped fetching messages
+        for room at most `CLAIM_PATIENCE_SECONDS`, then its hint goes back to the queue:
+        a process takes no new claim later than that after it stopped fetching messages
         (`wait_tasks_timeout` counts it)."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + CLAIM_PATIENCE_SECONDS
