@@ -90,16 +90,17 @@ async def wait_workers(redis: Any, queue: str, n: int, within: float = 120) -> N
 
 
 async def insert_tasks(
-    database_url: str, n: int, chats: int, *, enqueued: bool = True
+    database_url: str, n: int, chats: int, *, enqueued: bool = True, key_prefix: str = "k"
 ) -> list[int]:
-    """n pending tasks over `chats` chats, in one statement; their ids."""
+    """n pending tasks over `chats` chats, in one statement; their ids. Their idempotency
+    keys are `key_prefix` and a number: another prefix for another batch."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await conn.fetch(
             """
             INSERT INTO tasks (client, idempotency_key, request_hash, chat_id, content,
                                max_attempts, enqueued_at)
-            SELECT 'bench', 'k' || i, '\\x00', (1 + i % $2)::text,
+            SELECT 'bench', $4 || i, '\\x00', (1 + i % $2)::text,
                    jsonb_build_object('text', 'Your order ' || i || ' has shipped'), 5,
                    CASE WHEN $3 THEN now() END
             FROM generate_series(1, $1) AS i
@@ -108,6 +109,7 @@ async def insert_tasks(
             n,
             chats,
             enqueued,
+            key_prefix,
         )
     finally:
         await conn.close()

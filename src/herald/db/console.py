@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from herald.db.models import FINAL_PREDICATE, TASK_COLUMNS
-from herald.db.sql import literal
+from herald.db.models import TASK_COLUMNS
+from herald.db.sql import FINAL_PREDICATE, literal
 from herald.states import OPERATOR_TRANSITIONS, TaskStatus
 
 # The distinct clients, one index probe each (PostgreSQL 15 has no skip scan).

@@ -35,13 +35,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from herald.db.base import Base
-from herald.db.sql import literal, literals
-from herald.states import FINAL_STATUSES, DeliveryMode, TaskStatus
+from herald.db.sql import FINAL_PREDICATE, literal, literals
+from herald.states import DeliveryMode, TaskStatus
 
 _STATUSES = literals(TaskStatus)
-# The predicate of ix_tasks_final_updated. Statements that should use that index write
-# exactly this (retention's purge, the console's chart), so the planner matches it.
-FINAL_PREDICATE = f"status IN ({literals(sorted(FINAL_STATUSES))})"
 _MODES = literals(DeliveryMode)
 _PENDING = literal(TaskStatus.PENDING)
 _SENDING = literal(TaskStatus.SENDING)
@@ -178,19 +175,25 @@ class TaskRecord(NamedTuple):
 
 class NewTask(NamedTuple):
     """What intake stores from one request: each field goes to the column of its name
-    (the statements of `herald.db.intake` are rendered from these fields). The gateway
-    fills the fields that `TaskIn` has under the same name from the request."""
+    (the statements of `herald.db.intake` are rendered from these fields).
+
+    The first four the gateway derives; the rest are `TaskIn`'s fields of the same name,
+    taken as they are, in this order (`herald.api.routes.intake` builds a NewTask
+    positionally, 500 times a batch, and checks this at import)."""
 
     idempotency_key: str
     request_hash: bytes
-    chat_id: str  # a ChatId
     content: dict[str, Any]
+    max_attempts: int
+    chat_id: str  # a ChatId
     metadata: dict[str, Any] | None
     priority: int
     delivery: str
     send_at: datetime | None
     expires_at: datetime | None
-    max_attempts: int
+
+
+NEW_TASK_DERIVED = 4  # NewTask's fields before those taken from the request as they are
 
 
 class EventRecord(NamedTuple):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from herald.states import FINAL_STATUSES
+
 
 def literal(value: str) -> str:
     """`value` as an SQL string literal."""
@@ -19,3 +21,9 @@ def literal(value: str) -> str:
 def literals(values: Iterable[str]) -> str:
     """A comma-separated list of literals, for `IN (...)`."""
     return ", ".join(literal(v) for v in values)
+
+
+# The predicate of ix_tasks_final_updated (`db/models.py`). Statements that should use that
+# index write exactly this (retention's purge, the console's chart), so the planner matches
+# it. Here rather than beside the table: the worker's retention needs it without SQLAlchemy.
+FINAL_PREDICATE = f"status IN ({literals(sorted(FINAL_STATUSES))})"

@@ -21,8 +21,8 @@ import time
 import structlog
 
 from herald.config import Settings
-from herald.db.models import FINAL_PREDICATE
 from herald.db.pool import Executor
+from herald.db.sql import FINAL_PREDICATE
 
 log = structlog.get_logger(__name__)
 

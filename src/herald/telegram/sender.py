@@ -32,6 +32,20 @@ from herald.config import Settings
 # is garbage between calls and rebuilt (schema and validator) on the next send: 13.7% of
 # a worker's CPU in a profile. Holding it here makes every send a cache hit.
 _RESPONSE_MODELS = (Response[Message],)
+# aiogram's models are built on first use (`telegram/lazy_models.py`): these, what a send
+# builds, are built here, when `herald worker` imports them before it forks, rather than
+# in each worker process on its first send. The answer's (Message, through the Response
+# above) is built by that line.
+SENT_MODELS = (
+    SendMessage,
+    SendPhoto,
+    SendDocument,
+    InlineKeyboardMarkup,
+    InlineKeyboardButton,
+    LinkPreviewOptions,
+)
+for _model in SENT_MODELS:
+    _model.model_rebuild()
 
 
 def make_bot(settings: Settings, *, connections: int = 100) -> Bot:

@@ -15,6 +15,7 @@ be given it: the broker instance and the module of the task functions.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import tempfile
@@ -65,9 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from taskiq.cli.worker.args import WorkerArgs
     from taskiq.cli.worker.run import run_worker
 
-    # Import the tasks (and aiogram, whose models take seconds to build) once, here:
-    # the forked processes inherit them and start at once, also when one is restarted.
-    importlib.import_module(TASKS_MODULE)
+    # Import the tasks (and aiogram, the largest) once, here: the forked processes inherit
+    # them and start at once, also when one is restarted. Without cycle collections while
+    # they load (as in `herald.cli`); then frozen, so that the collection each process
+    # makes once it is up (`worker/runtime.py`) skips them, and their pages stay shared.
+    gc.disable()
+    try:
+        importlib.import_module(TASKS_MODULE)
+        gc.freeze()
+    finally:
+        gc.enable()
     from herald.worker import lifeline
 
     lifeline.remember_main(args.workers)
