@@ -72,7 +72,11 @@ class Deliverer:
     owner: str
 
     def __post_init__(self) -> None:
-        self._claims: Coalescer[None, ClaimResult] = Coalescer(self._claim_batch)
+        # With limits on a claim is a transaction of three round trips and a script: one
+        # batch at a time makes fewer, larger batches, each costing the same.
+        self._claims: Coalescer[None, ClaimResult] = Coalescer(
+            self._claim_batch, in_flight=4 if self.limiter is None else 1
+        )
         self._records: Coalescer[Outcome, str | None] = Coalescer(self._record_batch)
         self._gates: Coalescer[tuple[int, int], bool] = Coalescer(self._open_gates_batch)
         self._releases: Coalescer[tuple[str, float | None], None] = Coalescer(self._release_batch)
