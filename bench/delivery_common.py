@@ -22,7 +22,7 @@ import asyncpg
 
 from herald.db import migrate
 from herald.db.pool import asyncpg_dsn
-from herald.keys import workers_pattern
+from herald.keys import all_keys_pattern, workers_pattern
 from tests.support import processes
 from tests.support.databases import drop_database
 from tests.support.processes import emulator_process, start_worker
@@ -127,6 +127,13 @@ async def count_status(database_url: str, status: str) -> int:
     return n
 
 
+async def drop_queue_keys(redis: Any, queue: str) -> None:
+    """Delete every Redis key of a benchmark's queue (`keys.all_keys_pattern`)."""
+    keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
+    if keys:
+        await redis.delete(*keys)
+
+
 @contextmanager
 def callback_receiver(secret: str, out: Path, **faults: float) -> Iterator[str]:
     """bench/callback_receiver.py in a process of its own; yields its URL. `faults`:
@@ -190,3 +197,85 @@ async def post_open_loop(
         elapsed = time.perf_counter() - start
         await asyncio.gather(*pending)
     return latencies, elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process so far, 0 once it is gone (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def postgres_backends(database_url: str) -> list[int]:
+    """The pids of the PostgreSQL backends connected to this benchmark's database."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [r["pid"] for r in rows]
+
+
+async def redis_pid(redis: Any) -> int:
+    return int((await redis.info("server"))["process_id"])
+
+
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between `start()` and `stop()`.
+
+    Pids are looked up at both ends (`pids()` is called twice), so a PostgreSQL backend
+    opened during the run counts from 0."""
+
+    def __init__(self, **groups: Any) -> None:
+        self.groups = groups  # name -> async () -> list[int]
+        self.before: dict[int, float] = {}
+        self.spent: dict[str, float] = {}
+
+    async def start(self) -> None:
+        for pids in self.groups.values():
+            for pid in await pids():
+                self.before[pid] = cpu_seconds(pid)
+
+    async def stop(self) -> dict[str, float]:
+        for name, pids in self.groups.items():
+            self.spent[name] = sum(
+                cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in await pids()
+            )
+        return self.spent
+
+    def line(self, deliveries: int, seconds: float) -> str:
+        parts = [
+            f"{name} {spent / seconds * 100:.0f}% of a core"
+            f" ({spent / max(1, deliveries) * 1e6:,.0f} us/delivery)"
+            for name, spent in self.spent.items()
+        ]
+        return "CPU: " + ", ".join(parts)
+
+
+async def post_batches(
+    api_url: str, token: str, items: list[dict[str, Any]], size: int = 1000
+) -> list[int]:
+    """`POST /api/tasks/batch` in requests of `size` items; the ids created."""
+    ids: list[int] = []
+    async with aiohttp.ClientSession(base_url=api_url) as client:
+        for i in range(0, len(items), size):
+            async with client.post(
+                "/api/tasks/batch",
+                json={"items": items[i : i + size]},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp:
+                body = await resp.json()
+                if resp.status not in (200, 201) or body["refused"]:
+                    raise SystemExit(f"batch POST answered {resp.status}: {str(body)[:300]}")
+            ids += [r["id"] for r in body["results"]]
+    return ids

@@ -44,6 +44,7 @@ from bench.delivery_common import (
     TOKEN,
     callback_receiver,
     count_status,
+    drop_queue_keys,
     emulator,
     fresh_database,
     herald_env,
@@ -56,7 +57,7 @@ from bench.delivery_common import (
 from herald.db.pool import asyncpg_dsn
 from herald.emulator.remote import RemoteEmulator
 from herald.fleet import pid_of
-from herald.keys import all_keys_pattern, workers_pattern
+from herald.keys import workers_pattern
 from herald.queue import RedisQueue
 
 CONCURRENCY = 100
@@ -158,9 +159,7 @@ async def herald_run(
             postgres_cpu = cpu_seconds(backends) - cpu_before[1]
         return Run(n / elapsed, 1000 * worker_cpu / n, 1000 * postgres_cpu / n)
     finally:
-        keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
-        if keys:
-            await redis.delete(*keys)
+        await drop_queue_keys(redis, queue)
         await redis.aclose()
 
 

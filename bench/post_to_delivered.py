@@ -1,14 +1,16 @@
-"""From POST to delivered at a steady 100 tasks/s, unthrottled: p50 and p99.
+"""From POST to delivered at a steady 100 tasks/s, limits off or on: p50 and p99.
 
     .venv/bin/python bench/post_to_delivered.py [--rate 100] [--seconds 20]
+        [--limits GLOBAL_PER_SECOND]
 
 Runs `herald api` (one process), `herald worker --workers 1` and the emulator (limits
-off; Herald's limits off too). An open-loop client posts one task every 1/rate s, each
-with its own Idempotency-Key, and notes when it started the request; 3 s of the same load
-before it warm the processes up and are not counted. Two latencies per
-task, from that moment: to the message's arrival in the emulator (what a recipient sees),
-and to `delivered` recorded in PostgreSQL. Prints p50, p90, p99 and max of both, and
-`uptime`.
+off; Herald's limits off too, unless `--limits N`: Herald's rate limits on, N/s in
+total, 1/s per chat, 20/min per group; the tasks go to 500 chats). An open-loop client
+posts one task every 1/rate s, each with its own Idempotency-Key, and notes when it
+started the request; 3 s of the same load before it warm the processes up and are not
+counted. Two latencies per task, from that moment: to the message's arrival in the
+emulator (what a recipient sees), and to `delivered` recorded in PostgreSQL. Prints p50,
+p90, p99 and max of both, and the load average.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from redis.asyncio import Redis
 
 from bench.delivery_common import (
     REDIS_URL,
+    drop_queue_keys,
     emulator,
     fresh_database,
     herald_env,
-    uptime,
+    loadavg,
     wait_workers,
     worker,
 )
@@ -38,7 +41,6 @@ from herald.api.auth import mint_token
 from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
 from herald.emulator.remote import RemoteEmulator
-from herald.keys import all_keys_pattern
 from tests.support.processes import start_api
 
 
@@ -118,20 +120,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--limits", type=float, default=0, help="Herald's global rate")
     args = parser.parse_args()
+    rates = {
+        "rate_global_per_second": args.limits,
+        "rate_chat_per_second": 1 if args.limits else 0,
+        "rate_group_per_minute": 20 if args.limits else 0,
+    }
     n = int(args.rate * args.seconds)
     queue = f"herald:bench:{secrets.token_hex(4)}"
     redis = Redis.from_url(REDIS_URL)
     async with fresh_database() as database_url:
         with emulator(limits=False) as base_url, tempfile.TemporaryDirectory() as tmp:
-            env = herald_env(
-                database_url,
-                queue,
-                base_url,
-                rate_global_per_second=0,
-                rate_chat_per_second=0,
-                rate_group_per_minute=0,
-            )
+            env = herald_env(database_url, queue, base_url, **rates)
             settings = Settings(_env_file=None, jwt_secret=env["HERALD_JWT_SECRET"])
             token = mint_token(settings, "bench", ["tasks:write"])
             api, api_url = start_api(env, Path(tmp))
@@ -161,11 +162,12 @@ async def main() -> None:
                     ]
             finally:
                 api.stop(timeout=10)
-            keys = [k async for k in redis.scan_iter(match=all_keys_pattern(queue))]
-            if keys:
-                await redis.delete(*keys)
+            await drop_queue_keys(redis, queue)
     await redis.aclose()
-    print(f"{n} tasks at {args.rate:g}/s")
+    print(
+        f"{n} tasks at {args.rate:g}/s, Herald's limits "
+        + (f"on ({args.limits:g}/s)" if args.limits else "off")
+    )
     print(f"POST answered:                    {_percentiles([ANSWERED[k] for k in started])}")
     created = [float(r["at"]) - float(r["created"]) for r in rows]
     print(f"created -> delivered (database):  {_percentiles(created)}")
@@ -173,7 +175,7 @@ async def main() -> None:
     print(f"POST -> in the emulator:          {_percentiles(to_telegram)}")
     recorded = [float(r["at"]) - started[r["idempotency_key"]] for r in rows]
     print(f"POST -> delivered in PostgreSQL:  {_percentiles(recorded)}")
-    print(uptime())
+    print(f"load average: {loadavg()}")
 
 
 if __name__ == "__main__":

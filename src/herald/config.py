@@ -89,6 +89,13 @@ class ConfigError(RuntimeError):
     """The configuration cannot run a production process."""
 
 
+# With rate limits on, how long a queue message waits in a worker for room on the bot-wide
+# horizon before its hint goes back to the queue (`delivery/pipeline.py`): long enough
+# for a process's whole line of messages at 30/s (few hints pushed back and popped again),
+# short enough for a stopping process (its shutdown wait counts it, `worker/runner.py`).
+CLAIM_PATIENCE_SECONDS = 10.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -195,10 +202,12 @@ class Settings(BaseSettings):
     api_limit_concurrency: int = Field(1000, ge=1)
 
     # --- delivery ---
-    # A reserved send slot may lie this far ahead: the task waits for it in its worker slot.
-    # Beyond it (a busy chat or group) the task is deferred and comes back when its scope frees.
-    rate_max_wait_seconds: float = Field(10.0, ge=0)
-    # Kept below the per-chat interval: one reservation per chat at a time.
+    # The bot-wide horizon: a claim reserves send slots at most this far ahead (the task
+    # waits for its slot in its worker slot). Tasks the bot cannot send within it stay
+    # pending, so a task of higher priority arriving meanwhile waits at most this long.
+    rate_max_wait_seconds: float = Field(1.0, ge=0)
+    # The same for a chat or group, kept below its interval: one reservation per chat at a
+    # time. Beyond it (a busy chat or group) the task is deferred until its scope frees.
     rate_chat_max_wait_seconds: float = Field(0.5, ge=0)
     # The sweeper skips re-enqueueing while the queue already holds this many messages.
     sweep_max_queue_length: int = Field(10_000, ge=1)

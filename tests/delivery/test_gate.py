@@ -28,8 +28,8 @@ from tests.delivery.workers import wait_for
 
 LIMITS = {"rate_global_per_second": 30, "rate_chat_per_second": 1, "rate_group_per_minute": 20}
 # One message a second in total: of tasks claimed at once, the second waits ~1 s, the
-# third ~2 s for their slots.
-SLOW = {**LIMITS, "rate_global_per_second": 1}
+# third ~2 s for their slots (within a horizon of 10 s).
+SLOW = {**LIMITS, "rate_global_per_second": 1, "rate_max_wait_seconds": 10}
 
 
 def limited(settings: Settings, **overrides: Any) -> Settings:
@@ -121,7 +121,9 @@ async def test_worker_killed_while_waiting_for_its_slot_loses_nothing_and_doubts
 ) -> None:
     tg.set_limits(enabled=True, per_chat_per_second=1, global_per_second=30)
     # One message every 2 s in total: of three tasks due at once, two wait 2 and 4 s.
-    worker = await start_worker(**{**LIMITS, "rate_global_per_second": 0.5})
+    worker = await start_worker(
+        **{**LIMITS, "rate_global_per_second": 0.5, "rate_max_wait_seconds": 10}
+    )
     ids = [await insert_task(db, chat_id=50 + i, text=f"t{i}") for i in range(3)]
     await enqueue(ids)
     # The first is delivered and recorded; the other two are claimed, waiting for slots.

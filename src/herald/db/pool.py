@@ -45,6 +45,7 @@ class Connection(Executor, Protocol):
     def transaction(
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
     ) -> AbstractAsyncContextManager[Any]: ...
+    def is_in_transaction(self) -> bool: ...
 
 
 class Pool(Executor, Protocol):

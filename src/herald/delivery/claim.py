@@ -5,23 +5,36 @@ task (highest priority, then longest due) rather than exactly the hinted id, so 
 holds under a backlog; every message claims at most one task and every due task has a
 message or the sweeper, so none is left behind. With nothing due, the message is dropped.
 
-Round trips:
-- no rate limits: one statement (pick with SKIP LOCKED, update, audit event), shared by
-  the claims a worker makes at the same time (`claim_many`, see `coalesce.py`);
-- rate limits on: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, the Redis script, one UPDATE
-  (claim with its event, or defer), COMMIT. The row stays locked while Redis answers, so
-  a deferral never shows a transient `sending` and costs no audit row.
+Round trips, each shared by the claims a worker makes at the same time (`coalesce.py`):
+- no rate limits: one statement (pick with SKIP LOCKED, update, audit event)
+  (`claim_many`);
+- rate limits on (`claim_limited`): BEGIN; the pick of a batch (SELECT ... FOR UPDATE SKIP
+  LOCKED); one Redis script reserving the slots of the whole batch; one statement that
+  claims the granted tasks with their events and defers those of a busy chat or group,
+  sent together with the COMMIT. Three PostgreSQL round trips and one Redis round trip
+  per batch. The rows stay locked while Redis answers, so a deferral never shows a
+  transient `sending` and costs no audit row.
 
-The send gate. A claim that must wait for its reserved slot (up to
-`HERALD_RATE_MAX_WAIT_SECONDS`) commits with `send_started = false`. Right before the
+The bot-wide horizon (`HERALD_RATE_MAX_WAIT_SECONDS`, 1 s). A claim reserves bot-wide
+slots at most that far ahead: a worker picks no more tasks than the bot can send within
+it (`RateLimiter.admit`, from the last answer of the script, which has the last word),
+and a picked task whose slot would lie beyond it is left as it was (`Later`): unlocked
+at the commit, still pending and due, no write. The message that picked it waits and
+picks again when a slot frees, so the next pick sees any task of a higher priority that
+arrived meanwhile: under a backlog, such a task is sent within the horizon.
+
+The send gate. A claim that must wait for its reserved slot (up to the horizon; from
+`GATE_MIN_WAIT` on) commits with `send_started = false`. Right before the
 request goes out, its worker opens the gate: `send_started = true`, fenced by attempt,
 lease owner and status (`open_gates`, one statement shared like the claims). It sends
 only if that UPDATE found its row. A sweeper that finds the lease expired with the gate
 still closed updates the row under its lock: from then on the worker's UPDATE finds
 nothing, so the task, which was never sent and never will be by that claim, goes back to
 `pending` rather than `uncertain`. The row lock decides which of the two comes first;
-all of it lives in PostgreSQL. A claim that sends at once has no gate (NULL): the window
-between its commit and its request is the send itself.
+all of it lives in PostgreSQL. A claim that sends at once (a wait under 10 ms) has no
+gate (NULL): the window between its commit and its request is the send itself. The
+tasks of one batch are gated each on its own, by its own wait: a batch changes nothing
+in this argument, since each row is claimed, fenced and swept alone.
 
 A task past `expires_at` is failed here with the reason `expired` instead of claimed.
 The statements render their statuses and reasons from the transition table
@@ -30,6 +43,7 @@ The statements render their statuses and reasons from the transition table
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +53,7 @@ from typing import Any
 from herald.chat_id import ChatId
 from herald.db.pool import Executor, Pool, Row
 from herald.db.sql import literal
-from herald.delivery.ratelimit import Grant, RateLimiter
+from herald.delivery.ratelimit import RateLimiter
 from herald.states import CLAIMED, EXPIRED_UNSENT, TaskStatus
 
 # What a claim reads of a task (see `Claimed`).
@@ -91,35 +105,64 @@ SELECT {_COLUMNS}, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
 FROM tasks
 WHERE status = {_PENDING} AND next_attempt_at <= now()
 ORDER BY priority DESC, next_attempt_at
-LIMIT 1
+LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
+# The picked tasks that got their slots (or expired) are claimed, those refused by a busy
+# chat or group deferred, in one statement sent with the COMMIT (one round trip: the
+# simple query protocol, so the values are rendered in, below); those beyond the bot-wide
+# horizon are left as they were. A deferred task is due again when its scope frees:
+# `enqueued_at` is set to that time because the deferring worker hints the queue then
+# (the sweeper covers a worker that dies first). What each claim got is known from the
+# pick (the rows are locked), so nothing is returned.
 _TAKE_SQL = f"""
-WITH claimed AS (
-    UPDATE tasks SET
-        status = CASE WHEN $4 THEN {_FAILED} ELSE {_SENDING} END,
-        attempt = attempt + CASE WHEN $4 THEN 0 ELSE 1 END,
-        lease_owner = CASE WHEN $4 THEN NULL ELSE $2 END,
-        lease_expires_at = CASE WHEN $4 THEN NULL ELSE now() + make_interval(secs => $3) END,
-        last_error = CASE WHEN $4 THEN {_EXPIRED} ELSE last_error END,
-        send_started = CASE WHEN $5 THEN false END,
+WITH v AS (
+    SELECT * FROM unnest({{ids}}::bigint[], {{waits}}::float8[], {{expired}}::bool[],
+                         {{gated}}::bool[])
+        AS v(id, wait, expired, gated)
+), claimed AS (
+    UPDATE tasks t SET
+        status = CASE WHEN v.expired THEN {_FAILED} ELSE {_SENDING} END,
+        attempt = t.attempt + CASE WHEN v.expired THEN 0 ELSE 1 END,
+        lease_owner = CASE WHEN v.expired THEN NULL ELSE {{owner}} END,
+        lease_expires_at = CASE WHEN v.expired THEN NULL
+                           ELSE now() + make_interval(secs => {{lease}} + v.wait) END,
+        last_error = CASE WHEN v.expired THEN {_EXPIRED} ELSE t.last_error END,
+        send_started = CASE WHEN v.gated THEN false END,
         updated_at = now()
-    WHERE id = $1
-    RETURNING {_COLUMNS}
-), event AS ({_EVENT.format(actor="$2")}
+    FROM v
+    WHERE t.id = v.id
+    RETURNING t.id, t.status, t.attempt
+), deferred AS (
+    UPDATE tasks t SET next_attempt_at = now() + make_interval(secs => d.wait),
+                       enqueued_at = now() + make_interval(secs => d.wait),
+                       updated_at = now()
+    FROM unnest({{defer_ids}}::bigint[], {{defer_waits}}::float8[]) AS d(id, wait)
+    WHERE t.id = d.id
+), event AS ({_EVENT.replace("{actor}", "{owner}")}
 )
-SELECT * FROM claimed
+SELECT count(*) FROM claimed;
+COMMIT
 """
 
-# Not sent, not claimed: the task is due again when its scope frees. `enqueued_at` is set
-# to that time because the deferring worker hints the queue then (the sweeper covers a
-# worker that dies first).
-_DEFER_SQL = """
-UPDATE tasks SET next_attempt_at = now() + make_interval(secs => $2),
-                 enqueued_at = now() + make_interval(secs => $2), updated_at = now()
-WHERE id = $1
-"""
+
+def _array(values: Sequence[int | float | bool]) -> str:
+    """Numbers or booleans as an SQL array literal (nothing else is rendered this way)."""
+    return "ARRAY[" + ",".join(_number(v) for v in values) + "]"
+
+
+def _number(value: int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+# A claim whose slot is this close sends without a gate: a worker lost in so short a wait
+# leaves the task `uncertain` (never sent twice), which a gate would have made `pending`.
+GATE_MIN_WAIT = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +193,27 @@ class Deferred:
     scope: str
 
 
-ClaimResult = Claimed | Expired | Deferred | None
+@dataclass(frozen=True, slots=True)
+class Later:
+    """Nothing claimed: the bot-wide slots are reserved beyond the horizon. Look again
+    after `wait` seconds (the best due task then, whatever its priority)."""
+
+    wait: float
 
 
-def _result(row: Row, wait: float = 0.0, gated: bool = False) -> Claimed | Expired:
+ClaimResult = Claimed | Expired | Deferred | Later | None
+
+
+def _result(row: Row) -> Claimed | Expired:
     if row["status"] == EXPIRED_UNSENT.to:
         return Expired(row["id"])
+    return _claimed(row, row["attempt"])
+
+
+def _claimed(row: Row, attempt: int, wait: float = 0.0, gated: bool = False) -> Claimed:
     return Claimed(
         id=row["id"],
-        attempt=row["attempt"],
+        attempt=attempt,
         failures=row["failures"],
         chat_id=ChatId(row["migrated_chat_id"] or row["chat_id"]),
         content=row["content"],
@@ -187,26 +242,81 @@ async def claim(
     if limiter is None or not limiter.enabled:
         claimed = await claim_many(pool, owner, lease_seconds, 1)
         return claimed[0] if claimed else None
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(_PICK_SQL)
-        if row is None:
-            return None
-        expired = bool(row["expired"])
-        grant = Grant(ok=True, wait=0.0)
-        if not expired:
-            grant = await limiter.reserve(row["migrated_chat_id"] or row["chat_id"])
-        if not grant.ok:
+    results = await claim_limited(pool, limiter, owner, lease_seconds, 1)
+    return results[0] if results else None
+
+
+async def claim_limited(
+    pool: Pool, limiter: RateLimiter, owner: str, lease_seconds: float, n: int
+) -> list[ClaimResult]:
+    """With rate limits: the n best due tasks (fewer when fewer are due), each claimed,
+    deferred (a busy chat or group), left pending (`Later`: beyond the bot-wide horizon)
+    or failed as expired. One transaction and one Redis script for all of them: BEGIN,
+    the pick, the script, then the claims and deferrals with the COMMIT."""
+    async with pool.acquire() as conn:
+        await conn.execute("BEGIN")
+        try:
+            rows = await conn.fetch(_PICK_SQL, n)
+            results, take, defer = await _decide(limiter, rows) if rows else ({}, [], [])
+            if take or defer:
+                await conn.execute(
+                    _TAKE_SQL.format(
+                        owner=literal(owner),
+                        lease=_number(float(lease_seconds)),
+                        ids=_array([t[0] for t in take]),
+                        waits=_array([t[1] for t in take]),
+                        expired=_array([t[2] for t in take]),
+                        gated=_array([t[3] for t in take]),
+                        defer_ids=_array([d[0] for d in defer]),
+                        defer_waits=_array([d[1] for d in defer]),
+                    )
+                )
+            else:
+                await conn.execute("COMMIT")
+        except BaseException:
+            if conn.is_in_transaction():
+                await asyncio.shield(conn.execute("ROLLBACK"))
+            raise
+    by_id = {row["id"]: row for row in rows}
+    for task_id, wait, expired, gated in take:
+        row = by_id[task_id]
+        results[task_id] = (
+            Expired(task_id) if expired else _claimed(row, row["attempt"] + 1, wait, gated)
+        )
+    return [results[row["id"]] for row in rows if row["id"] in results]
+
+
+async def _decide(
+    limiter: RateLimiter, rows: Sequence[Row]
+) -> tuple[dict[int, ClaimResult], list[tuple[int, float, bool, bool]], list[tuple[int, float]]]:
+    """One Redis script for the picked rows: which to claim (id, wait, expired, gated),
+    which to defer (id, wait), and the results of those deferred or left for later."""
+    live = [row for row in rows if not row["expired"]]
+    grants = iter(
+        await limiter.reserve_many([row["migrated_chat_id"] or row["chat_id"] for row in live])
+    )
+    take: list[tuple[int, float, bool, bool]] = []
+    defer: list[tuple[int, float]] = []
+    results: dict[int, ClaimResult] = {}
+    later = 0
+    for row in rows:
+        if row["expired"]:
+            take.append((row["id"], 0.0, True, False))
+            continue
+        grant = next(grants)
+        if grant.ok:
+            take.append((row["id"], grant.wait, False, grant.wait >= GATE_MIN_WAIT))
+        elif grant.scope == "bot":
+            # Left as it is, unlocked at the commit: the next pick sees it again, after
+            # any task of a higher priority that arrives meanwhile.
+            results[row["id"]] = Later(limiter.later(later, grant.wait))
+            later += 1
+        else:
             # Spread the tasks of one busy chat a little so they do not all wake at once.
             wait = grant.wait * random.uniform(1.0, 1.1)
-            await conn.execute(_DEFER_SQL, row["id"], wait)
-            return Deferred(row["id"], wait, grant.scope or "bot")
-        # The lease covers the wait for the reserved slot as well as the send.
-        gated = grant.wait > 0 and not expired
-        taken = await conn.fetchrow(
-            _TAKE_SQL, row["id"], owner, lease_seconds + grant.wait, expired, gated
-        )
-        assert taken is not None  # locked by the pick
-        return _result(taken, grant.wait, gated=gated)
+            defer.append((row["id"], wait))
+            results[row["id"]] = Deferred(row["id"], wait, grant.scope or "chat")
+    return results, take, defer
 
 
 _OPEN_GATES_SQL = f"""

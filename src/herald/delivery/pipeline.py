@@ -1,11 +1,18 @@
 """One queue message through steps 3 to 5: claim, send, record.
 
-Database round trips per delivered task: one to claim and one to record, each shared
-with the other deliveries of the process running at the same time (`coalesce.py`).
-With rate limits on, the claim is its own transaction (BEGIN, pick, update, COMMIT, plus
-one Redis script), a claim that waits for its slot opens its send gate before the send
-(one statement, shared; `claim.py`) and one more script frees the chat after the answer.
-A retry or a deferral schedules its own hint for the moment the task is due again.
+Round trips per delivered task: one to claim and one to record, each shared with the
+other deliveries of the process running at the same time (`coalesce.py`). With rate
+limits on, the shared claim is BEGIN, the pick, one Redis script for the whole batch and
+the claims with the COMMIT (`claim.py`); a claim that waits for its slot opens its send
+gate before the send (one statement, shared); after the answer, one script (shared)
+frees the chats, paused after a 429, beside the record. So a batch of n deliveries costs
+four PostgreSQL and two Redis round trips with limits on, two PostgreSQL ones without
+(plus one for the gates of those that wait).
+
+With limits on, a message claims only once the bot-wide horizon has room (`_claim`):
+it waits for a slot to free and picks the best task due then, so priorities hold under
+a backlog. A retry or a deferral schedules its own hint for the moment the task is due
+again.
 """
 
 from __future__ import annotations
@@ -19,14 +26,15 @@ from datetime import UTC, datetime
 
 import structlog
 
-from herald.config import Settings
+from herald.config import CLAIM_PATIENCE_SECONDS, Settings
 from herald.db.pool import Pool
 from herald.delivery.claim import (
     Claimed,
     ClaimResult,
     Deferred,
     Expired,
-    claim,
+    Later,
+    claim_limited,
     claim_many,
     open_gates,
 )
@@ -64,16 +72,52 @@ class Deliverer:
     owner: str
 
     def __post_init__(self) -> None:
-        self._claims: Coalescer[None, ClaimResult] = Coalescer(self._claim_batch)
+        # With limits on a claim is a transaction of three round trips and a script: one
+        # batch at a time makes fewer, larger batches, each costing the same.
+        self._claims: Coalescer[None, ClaimResult] = Coalescer(
+            self._claim_batch, in_flight=4 if self.limiter is None else 1
+        )
         self._records: Coalescer[Outcome, str | None] = Coalescer(self._record_batch)
         self._gates: Coalescer[tuple[int, int], bool] = Coalescer(self._open_gates_batch)
+        self._releases: Coalescer[tuple[str, float | None], None] = Coalescer(self._release_batch)
         self._said_partly_parsed = False
+        self._last_turn = 0.0  # the last turn given to a message waiting for the horizon
 
     async def _claim_batch(self, requests: list[None]) -> list[ClaimResult]:
-        claimed: list[ClaimResult] = list(
-            await claim_many(self.pool, self.owner, self.settings.lease_seconds, len(requests))
-        )
-        return claimed + [None] * (len(requests) - len(claimed))
+        lease = self.settings.lease_seconds
+        if self.limiter is None:
+            claimed: list[ClaimResult] = list(
+                await claim_many(self.pool, self.owner, lease, len(requests))
+            )
+            return claimed + [None] * (len(requests) - len(claimed))
+        # Only as many as the bot can send within the horizon; the others look again when
+        # a slot frees, one slot apart, and then pick the best task due at that moment.
+        await self.limiter.look()
+        admitted = self.limiter.admit(len(requests))
+        results: list[ClaimResult] = []
+        if admitted:
+            try:
+                results = await claim_limited(self.pool, self.limiter, self.owner, lease, admitted)
+            finally:
+                self.limiter.unused(admitted - len(results))
+        results += [None] * (admitted - len(results))
+        results += [Later(self.limiter.later(0))] * (len(requests) - admitted)
+        return [Later(self._turn(r.wait)) if isinstance(r, Later) else r for r in results]
+
+    def _turn(self, wait: float) -> float:
+        """The messages waiting for room on the bot's horizon come back in line, one
+        bot-wide interval apart, each no sooner than `wait`: at most a few looks per slot
+        that frees, however many wait."""
+        assert self.limiter is not None
+        now = asyncio.get_running_loop().time()
+        turn = max(now + wait, self._last_turn + self.limiter.global_interval)
+        self._last_turn = turn
+        return turn - now
+
+    async def _release_batch(self, answers: list[tuple[str, float | None]]) -> list[None]:
+        assert self.limiter is not None
+        await self.limiter.release_many(answers)
+        return [None] * len(answers)
 
     async def _open_gates_batch(self, claims: list[tuple[int, int]]) -> list[bool]:
         return await open_gates(self.pool, self.owner, claims)
@@ -83,10 +127,7 @@ class Deliverer:
 
     async def handle(self, hinted_id: int) -> TaskStatus | None:
         """Process one hint; the status the claimed task ended in, None if none was claimed."""
-        if self.limiter is None:
-            result = await self._claims.submit(None)
-        else:
-            result = await claim(self.pool, self.limiter, self.owner, self.settings.lease_seconds)
+        result = await self._claim(hinted_id)
         if result is None:
             log.debug("nothing_due", hinted_id=hinted_id)
             return None
@@ -100,6 +141,22 @@ class Deliverer:
             log.info("task_expired", task_id=result.id)
             return TaskStatus.FAILED
         return await self._send_and_record(result)
+
+    async def _claim(self, hinted_id: int) -> Claimed | Expired | Deferred | None:
+        """The best due task, once the bot-wide horizon has room for it. A message waits
+        for room at most `CLAIM_PATIENCE_SECONDS`, then its hint goes back to the queue:
+        a process takes no new claim later than that after it stopped fetching messages
+        (`wait_tasks_timeout` counts it)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + CLAIM_PATIENCE_SECONDS
+        while True:
+            result = await self._claims.submit(None)
+            if not isinstance(result, Later):
+                return result
+            if loop.time() + result.wait > give_up:
+                self.hints.push_later(hinted_id, None, result.wait)
+                return None
+            await asyncio.sleep(result.wait)
 
     async def _send_and_record(self, task: Claimed) -> TaskStatus:
         if task.correlation_id:
@@ -143,10 +200,15 @@ class Deliverer:
             # Once per process: every answer will be like this until aiogram catches up.
             self._said_partly_parsed = True
             log.warning("telegram_answer_partly_parsed", verdict=result.verdict, code=result.code)
-        if self.limiter is not None:
-            await self._release(task.chat_id, result.retry_after)
         transition = decide(task, result, self.settings)
-        replaced = await self._records.submit((task.id, task.attempt, transition))
+        record = self._records.submit((task.id, task.attempt, transition))
+        if self.limiter is None:
+            replaced = await record
+        else:
+            # The chat's release and the record go out together: neither waits for the other.
+            _, replaced = await asyncio.gather(
+                self._release(task.chat_id, result.retry_after), record
+            )
         self._observe(task, transition, replaced)
         if replaced is not None and transition.retry_in is not None:
             self.hints.push_later(task.id, task.correlation_id, transition.retry_in)
@@ -155,11 +217,8 @@ class Deliverer:
     async def _release(self, chat_id: str, retry_after: float | None) -> None:
         """Free the chat for its next send, paused after a 429. Never stands in the way of
         the record: if Redis fails here, the chat's hold simply runs out on its own."""
-        assert self.limiter is not None
         try:
-            await self.limiter.sent(chat_id)
-            if retry_after is not None:
-                await self.limiter.pause(chat_id, retry_after)
+            await self._releases.submit((chat_id, retry_after))
         except Exception:
             log.exception("rate_limit_release_failed", chat_id=chat_id)
 

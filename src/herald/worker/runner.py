@@ -21,7 +21,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 
-from herald.config import get_settings
+from herald.config import CLAIM_PATIENCE_SECONDS, get_settings
 from herald.logging import configure_logging
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -88,8 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The task takes one int from JSON: pydantic's check of it per message costs CPU.
         no_parse=True,
         # In-flight sends end within the Telegram timeout; a reserved rate-limit slot
-        # may add its wait. Past that the process exits and the sweeper takes over.
-        wait_tasks_timeout=settings.telegram_timeout + settings.rate_max_wait_seconds + 1,
+        # may add its wait, and a message may wait for room to claim (with limits on,
+        # `Deliverer._claim`). Past that the process exits and the sweeper takes over.
+        wait_tasks_timeout=settings.telegram_timeout
+        + settings.rate_max_wait_seconds
+        + (CLAIM_PATIENCE_SECONDS if settings.rate_global_per_second else 0)
+        + 1,
         shutdown_timeout=5,
         configure_logging=False,
         log_level=LogLevel.__members__.get(settings.log_level.upper(), LogLevel.INFO),
