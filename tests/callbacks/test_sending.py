@@ -358,3 +358,35 @@ async def test_an_endpoint_failing_everything_is_paused_until_resumed(
     r = await gateway.post("/api/callbacks/nobody/resume", headers=operator(gateway))
     assert r.status_code == 404
     await assert_no_secret_shown(gateway, tmp_path, (secret,), task_id)
+
+
+async def test_a_hanging_endpoint_does_not_hold_up_telegram_deliveries(
+    db: Pool,
+    gateway: httpx.AsyncClient,
+    receiver: Receiver,
+    start_worker: Any,
+    tg: EmulatorHandle,
+) -> None:
+    """The sender has its own pool, session and concurrency: with every callback request
+    hanging (more of them than its connections), tasks are still delivered."""
+    release = asyncio.Event()
+
+    async def hang(_: Received) -> int:
+        await release.wait()
+        return 200
+
+    receiver.answer = hang
+    settings = FAST_CALLBACKS | {"callback_timeout_seconds": 60, "callback_lease_seconds": 90}
+    await start_worker(callbacks=callbacks_env(receiver.url(), make_secret()), **settings)
+    try:
+        tasks = [await post(gateway, f"h{i}", chat_id=100 + i, text="hi") for i in range(60)]
+
+        async def all_delivered() -> bool:
+            return all([await status_of(gateway, t) == "delivered" for t in tasks])
+
+        await until(all_delivered, seconds=60)
+        assert all(len(tg.messages(100 + i)) == 1 for i in range(60))
+        assert receiver.requests  # the sender was at work all along ...
+        assert receiver.accepted == []  # ... and not one of its requests was answered
+    finally:
+        release.set()
