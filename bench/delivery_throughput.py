@@ -50,6 +50,7 @@ from bench.delivery_common import (
     herald_env,
     insert_tasks,
     new_webhook_secret,
+    postgres_backends,
     uptime,
     wait_workers,
     worker,
@@ -105,15 +106,7 @@ async def measured_pids(database_url: str, redis: Redis, queue: str) -> tuple[li
     """The worker processes (by their presence keys) and the backends of the database."""
     keys = [k async for k in redis.scan_iter(match=workers_pattern(queue))]
     workers = [pid_of(v) for v in await redis.mget(keys) if v is not None]
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await conn.close()
-    return workers, [r["pid"] for r in rows]
+    return workers, await postgres_backends(database_url)
 
 
 async def herald_run(
