@@ -91,3 +91,24 @@ async def test_concurrent_sweepers_hint_each_task_once(
     for _ in range(4):
         await asyncio.gather(*(s.sweep_once() for s in sweepers))
     assert await queued_ids(redis, settings) == ids
+
+
+async def test_a_backlog_the_queue_covers_is_not_hinted_again(
+    db: Any, redis: Redis, settings: Settings
+) -> None:
+    # A broadcast waiting its turn under the rate limits: 30 due tasks hinted long ago,
+    # their 30 messages still queued. Any message claims the best due task, so the queue
+    # covers them all; only the tasks the queue falls short of get a hint.
+    ids = [await insert_task(db, chat_id=i) for i in range(30)]
+    await db.execute("UPDATE tasks SET enqueued_at = now() - interval '1 minute'")
+    await redis.lpush(settings.queue_name, *[b"x"] * 30)
+    s = sweeper(db, redis, settings, requeue_after_seconds=5)
+    assert (await s.sweep_once()).requeued == 0
+    await redis.rpop(settings.queue_name, 10)  # ten messages lost
+    assert (await s.sweep_once()).requeued == 10
+    assert await redis.llen(settings.queue_name) == 30
+    await redis.delete(settings.queue_name)  # Redis flushed
+    # The twenty not hinted since; the ten hinted just now wait requeue_after_seconds.
+    assert (await s.sweep_once()).requeued == 20
+    assert await queued_ids(redis, settings) == ids[10:]
+    assert (await s.sweep_once()).requeued == 0
