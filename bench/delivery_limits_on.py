@@ -4,13 +4,16 @@ the same build with limits off and raw aiogram to the same server in the same ru
     .venv/bin/python bench/delivery_limits_on.py [--tasks 5000] [--chats 5000]
         [--workers 1] [--global-rate 1000000] [--chat-rate 1] [--modes on,off]
         [--log-level INFO] [--raw 5000] [--emulator-global N] [--max-async-tasks 100]
+        [--preload]
 
 For each mode (`on`: `HERALD_RATE_GLOBAL_PER_SECOND=--global-rate`,
 `HERALD_RATE_CHAT_PER_SECOND=--chat-rate`, 20/min per group; `off`: all three 0), on a
 fresh database and queue: `herald worker --workers N` at `--log-level` (INFO, the
 default level, unless told) is started, then `herald api` takes `--tasks` tasks over
 `--chats` chats through `POST /api/tasks/batch` (1,000 a request, each pushing its
-hints) as fast as it answers. The rate is the tasks over the time from the first message
+hints) as fast as it answers (with `--preload`, all of them before the worker starts,
+the issue's "preloaded through the API"; without it, intake and delivery share the
+machine). The rate is the tasks over the time from the first message
 the emulator received to the last `delivered` recorded in PostgreSQL (the API is not
 the bottleneck: it takes tens of thousands of tasks a second in batches). Beside it: the
 429 answers, the CPU of the worker processes, of this database's PostgreSQL backends, of
@@ -90,6 +93,16 @@ async def run_mode(
             settings = Settings(_env_file=None, jwt_secret=env["HERALD_JWT_SECRET"])
             token = mint_token(settings, "bench", ["tasks:write"])
             api, api_url = start_api(env, tmp, name=f"api-{mode}")
+            items = [
+                {
+                    "idempotency_key": f"k{i}",
+                    "chat_id": 1 + i % args.chats,
+                    "text": f"Your order {i} has shipped",
+                }
+                for i in range(args.tasks)
+            ]
+            if args.preload:
+                await post_batches(api_url, token, items)
             proc = start_worker(
                 env,
                 tmp,
@@ -119,17 +132,10 @@ async def run_mode(
                     redis=redis_pids,
                     emulator=emulator_pids,
                 )
-                items = [
-                    {
-                        "idempotency_key": f"k{i}",
-                        "chat_id": 1 + i % args.chats,
-                        "text": f"Your order {i} has shipped",
-                    }
-                    for i in range(args.tasks)
-                ]
                 await meter.start()
                 load_start = loadavg()
-                await post_batches(api_url, token, items)
+                if not args.preload:
+                    await post_batches(api_url, token, items)
                 last = await _delivered(database_url, args.tasks)
                 await meter.stop()
                 load_end = loadavg()
@@ -171,6 +177,11 @@ async def main() -> None:
     parser.add_argument("--raw", type=int, default=5000)
     parser.add_argument("--emulator-global", type=float, default=0)
     parser.add_argument("--max-async-tasks", type=int, default=100)
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="post every task before the worker starts (the rate is then the workers' alone)",
+    )
     args = parser.parse_args()
     limits = (
         ["--global-per-second", str(args.emulator_global)]

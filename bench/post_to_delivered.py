@@ -99,6 +99,20 @@ async def _load(
     return started
 
 
+async def _claimed_at(database_url: str) -> dict[str, float]:
+    """When each task's (first) claim began, by idempotency key: the transaction time."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT t.idempotency_key, extract(epoch FROM min(e.at)) AS at"
+            " FROM task_events e JOIN tasks t ON t.id = e.task_id"
+            " WHERE e.to_status = 'sending' GROUP BY t.idempotency_key"
+        )
+    finally:
+        await conn.close()
+    return {r["idempotency_key"]: float(r["at"]) for r in rows}
+
+
 async def _delivered(database_url: str, n: int) -> list[Any]:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -160,6 +174,7 @@ async def main() -> None:
                         for r in await _delivered(database_url, n + int(args.rate * 3))
                         if r["idempotency_key"] in started
                     ]
+                    claimed = await _claimed_at(database_url)
             finally:
                 api.stop(timeout=10)
             await drop_queue_keys(redis, queue)
@@ -171,6 +186,10 @@ async def main() -> None:
     print(f"POST answered:                    {_percentiles([ANSWERED[k] for k in started])}")
     created = [float(r["at"]) - float(r["created"]) for r in rows]
     print(f"created -> delivered (database):  {_percentiles(created)}")
+    print(
+        "POST -> claim began:              "
+        + _percentiles([claimed[k] - started[k] for k in started if k in claimed])
+    )
     to_telegram = [m["time"] - started[m["text"]] for m in messages if m["text"] in started]
     print(f"POST -> in the emulator:          {_percentiles(to_telegram)}")
     recorded = [float(r["at"]) - started[r["idempotency_key"]] for r in rows]

@@ -24,10 +24,11 @@ picks again when a slot frees, so the next pick sees any task of a higher priori
 arrived meanwhile: under a backlog, such a task is sent within the horizon.
 
 The send gate. A claim that must wait for its reserved slot (up to the horizon; from
-`GATE_MIN_WAIT` on) commits with `send_started = false`. Right before the
-request goes out, its worker opens the gate: `send_started = true`, fenced by attempt,
-lease owner and status (`open_gates`, one statement shared like the claims). It sends
-only if that UPDATE found its row. A sweeper that finds the lease expired with the gate
+`GATE_MIN_WAIT` on) commits with `send_started = false`. Shortly before the request
+goes out (within the last `GATE_MIN_WAIT` before its slot), its worker opens the gate:
+`send_started = true`, fenced by attempt, lease owner and status (`open_gates`, one
+statement shared by the gates opening about then). It sends only if that UPDATE found
+its row. A sweeper that finds the lease expired with the gate
 still closed updates the row under its lock: from then on the worker's UPDATE finds
 nothing, so the task, which was never sent and never will be by that claim, goes back to
 `pending` rather than `uncertain`. The row lock decides which of the two comes first;

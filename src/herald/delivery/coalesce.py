@@ -25,9 +25,15 @@ class Coalescer(Generic[In, Out]):
         run_batch: Callable[[list[In]], Awaitable[Sequence[Out]]],
         max_batch: int = 64,
         in_flight: int = 4,
+        linger: Callable[[], float] | None = None,
     ) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
+        # How long a batch may wait for more calls before it goes (seconds, asked before
+        # each batch; none by default). Where the calls come one at a time but their results
+        # are needed only later (claims reserving slots ahead under a rate limit), a few
+        # milliseconds make one statement of what would be many.
+        self._linger = linger
         # A few batches may be on their way at once: one at a time would make every call
         # wait for the statement before its own, whatever the database's spare capacity.
         self._in_flight = in_flight
@@ -50,6 +56,10 @@ class Coalescer(Generic[In, Out]):
         try:
             await asyncio.sleep(0)  # let the callers woken in the same loop pass join
             while self._pending:
+                if self._linger is not None and len(self._pending) < self._max_batch:
+                    delay = self._linger()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 try:

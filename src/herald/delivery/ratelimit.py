@@ -284,6 +284,11 @@ class RateLimiter:
         self._bot_until = now + ahead + taken * self.global_interval
         return taken
 
+    def booked_ahead(self) -> float:
+        """How far ahead the bot's slots are reserved, as this process last saw them (0
+        when the bot-wide limit is off or not binding)."""
+        return max(0.0, self._bot_until - _now()) if self.global_interval else 0.0
+
     async def look(self) -> None:
         """Near the horizon, read the bot's cell before `admit` (one round trip): the other
         processes reserve too, and a pick the script then refuses for the bot costs a
