@@ -50,9 +50,11 @@ async def misdirecting_api() -> AsyncIterator[str]:
     closed = free_port()
 
     async def send(request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        # Telegram's parameters come as JSON (Herald's session) or a form (aiogram's own).
+        is_json = request.content_type == "application/json"
+        params = await request.json() if is_json else await request.post()
         path = request.path
-        chat = str(form.get("chat_id"))
+        chat = str(params.get("chat_id"))
         if chat == "1":
             raise web.HTTPFound(f"/loop{path}")
         if chat == "2":

@@ -18,7 +18,7 @@ Out = TypeVar("Out")
 
 
 class Coalescer(Generic[In, Out]):
-    """`await submit(item)` runs `run_batch([... item ...])` and returns item's result."""
+    """`await submit(item)` runs `run_batch([... item ...])` and gives item's result."""
 
     def __init__(
         self,
@@ -41,7 +41,9 @@ class Coalescer(Generic[In, Out]):
         self._active = 0  # flushers started and not yet past their last batch
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, item: In) -> Out:
+    def submit(self, item: In) -> asyncio.Future[Out]:
+        """Queue `item` for the next batch; await the answer to get its result. A future,
+        not a coroutine: `asyncio.gather` of a few of them makes no task per call."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Out] = loop.create_future()
         self._pending.append((item, future))
@@ -50,7 +52,7 @@ class Coalescer(Generic[In, Out]):
             flusher = loop.create_task(self._flush())
             self._tasks.add(flusher)
             flusher.add_done_callback(self._tasks.discard)
-        return await future
+        return future
 
     async def _flush(self) -> None:
         try:

@@ -246,19 +246,26 @@ class Deliverer:
             replaced = await record
         else:
             # The chat's release and the record go out together: neither waits for the other.
-            _, replaced = await asyncio.gather(
-                self._release(task.chat_id, result.retry_after), record
-            )
+            release = self._releases.submit((task.chat_id, result.retry_after))
+            try:
+                replaced = await record
+            finally:
+                await self._released(release, task.chat_id)
         self._observe(task, transition, replaced)
         if replaced is not None and transition.retry_in is not None:
             self.hints.push_later(task.id, task.correlation_id, transition.retry_in)
         return transition.status
 
     async def _release(self, chat_id: str, retry_after: float | None) -> None:
-        """Free the chat for its next send, paused after a 429. Never stands in the way of
-        the record: if Redis fails here, the chat's hold simply runs out on its own."""
+        """Free the chat for its next send, paused after a 429."""
+        await self._released(self._releases.submit((chat_id, retry_after)), chat_id)
+
+    @staticmethod
+    async def _released(release: asyncio.Future[None], chat_id: str) -> None:
+        """A release never stands in the way of the record: if Redis fails here, the
+        chat's hold simply runs out on its own."""
         try:
-            await self._releases.submit((chat_id, retry_after))
+            await release
         except Exception:
             log.exception("rate_limit_release_failed", chat_id=chat_id)
 
