@@ -3,7 +3,9 @@
 `WorkerRuntime.start(settings)` opens the asyncpg pool, the Redis client and the aiogram
 Bot, and starts beside the deliveries the sweeper, the status callbacks' sender (on a
 pool of its own, `herald.callbacks.sender`), the heartbeat (`herald.fleet`), the
-watch on the main process (`lifeline`) and the log summary (`summary`). `close()` runs
+watch on the main process (`lifeline`), the log summary (`summary`) and, with
+HERALD_POLL_UPDATES, the turn at polling Telegram's updates (`herald.updates.leader`:
+one process of all polls, on connections of its own). `close()` runs
 after the in-flight deliveries have finished and recorded their outcome.
 
 taskiq keeps the runtime in the broker's `TaskiqState` (`workers/tasks.py`), not in a
@@ -47,7 +49,7 @@ class WorkerRuntime:
     heartbeat: Heartbeat
     summary: DeliverySummary
     # The sweeper, the heartbeat, the watch on the main process, the summary, the
-    # callbacks' sender.
+    # callbacks' sender, the poller's turn.
     background: list[asyncio.Task[None]]
     callback_pool: Pool
 
@@ -96,6 +98,11 @@ class WorkerRuntime:
             asyncio.create_task(summary.run(stop)),
             asyncio.create_task(run_sender(callback_pool, settings, deliverer.owner, stop)),
         ]
+        if settings.poll_updates:
+            from herald.updates.leader import poll_while_leader
+
+            queue = RedisQueue(redis, settings.queue_name)
+            background.append(asyncio.create_task(poll_while_leader(settings, queue, stop)))
         runtime = cls(deliverer, redis, stop, heartbeat, summary, background, callback_pool)
         # Everything allocated so far (modules, pydantic models, pools) lives as long as the
         # process: move it out of the collector's reach, so that the full collections the
