@@ -4,8 +4,9 @@ Two sources. HERALD_CALLBACKS is written into the table by every gateway and wor
 process at its start (`sync_configured`), so every process of a deployment must have the
 same value; a client configured there is managed there (PUT answers 409 for it). PUT
 /api/callbacks sets the others (`put`). The outbox trigger writes events only for the
-clients with a row, and the senders read the URL and secrets from it at each attempt, so
-a new URL or secret applies to the events still waiting.
+clients with a row, and recipients' events only for those whose row says `updates`; the
+senders read the URL and secrets from it at each attempt, so a new URL or secret
+applies to the events still waiting.
 
 A secret is shown once, in the answer to the PUT that made it, and is never written to
 a log, an error, a metric, the audit trail or a page.
