@@ -34,7 +34,6 @@ import structlog
 
 from herald.config import Settings
 from herald.db.pool import asyncpg_dsn
-from herald.queue import TaskQueue
 
 log = structlog.get_logger(__name__)
 
@@ -142,19 +141,3 @@ async def _hold(conn: Any, stop: asyncio.Event, work: Work) -> None:
     finally:
         stopping.cancel()
         await _cancel(working)
-
-
-async def poll_while_leader(settings: Settings, queue: TaskQueue, stop: asyncio.Event) -> None:
-    """Take the bot's updates by getUpdates whenever this process holds the lock, until
-    `stop`: `herald poll`, and the worker with HERALD_POLL_UPDATES (`queue` takes the ids
-    of the welcome tasks the updates make)."""
-
-    async def work() -> None:
-        # Imported on the first turn: with the poller come the intake's table definitions
-        # (SQLAlchemy's ORM, for the welcome task), which a worker process that only
-        # delivers never loads (tests/delivery/test_cold_start.py).
-        from herald.updates.poller import poll_updates
-
-        await poll_updates(settings, queue)
-
-    await while_leader(settings, stop, work)

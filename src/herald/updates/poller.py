@@ -39,7 +39,7 @@ from herald.db.updates import read_offset
 from herald.logging import configure_logging
 from herald.queue import RedisQueue, TaskQueue
 from herald.telegram.redact import redact
-from herald.updates.leader import poll_while_leader
+from herald.updates.leader import while_leader
 from herald.updates.read import read_update
 from herald.updates.take import take_update
 from herald.updates.webhook import ALLOWED_UPDATES
@@ -153,9 +153,11 @@ async def poll_updates(settings: Settings, queue: TaskQueue) -> None:
 
 
 async def poll(settings: Settings, stop: asyncio.Event) -> None:
+    """`herald poll`: poll whenever it is this process's turn, until `stop`."""
     redis = Redis.from_url(settings.redis_url)
+    queue = RedisQueue(redis, settings.queue_name)
     try:
-        await poll_while_leader(settings, RedisQueue(redis, settings.queue_name), stop)
+        await while_leader(settings, stop, lambda: poll_updates(settings, queue))
     finally:
         await redis.aclose()
 

@@ -99,10 +99,8 @@ class WorkerRuntime:
             asyncio.create_task(run_sender(callback_pool, settings, deliverer.owner, stop)),
         ]
         if settings.poll_updates:
-            from herald.updates.leader import poll_while_leader
-
             queue = RedisQueue(redis, settings.queue_name)
-            background.append(asyncio.create_task(poll_while_leader(settings, queue, stop)))
+            background.append(asyncio.create_task(_poll_in_turn(settings, queue, stop)))
         runtime = cls(deliverer, redis, stop, heartbeat, summary, background, callback_pool)
         # Everything allocated so far (modules, pydantic models, pools) lives as long as the
         # process: move it out of the collector's reach, so that the full collections the
@@ -134,3 +132,19 @@ class WorkerRuntime:
         await self.callback_pool.close()
         await self.redis.aclose()
         log.info("worker_stopped", owner=self.deliverer.owner)
+
+
+async def _poll_in_turn(settings: Settings, queue: RedisQueue, stop: asyncio.Event) -> None:
+    """HERALD_POLL_UPDATES: Telegram's updates by getUpdates whenever this process holds
+    the bot's poll lock (herald.updates.leader), until `stop`."""
+    from herald.updates.leader import while_leader
+
+    async def poll() -> None:
+        # Imported on the first turn: with the poller come the intake's table definitions
+        # (SQLAlchemy's ORM, for the welcome task), which a worker process that only
+        # delivers never loads (tests/delivery/test_cold_start.py).
+        from herald.updates.poller import poll_updates
+
+        await poll_updates(settings, queue)
+
+    await while_leader(settings, stop, poll)
