@@ -139,7 +139,7 @@ async def test_workers_poll_one_at_a_time_and_the_next_takes_over(
     await eventually(lambda: _has(herald, sent), within=30)
     # Long polls of 1 s, one after the other: a second poller would end the first's (409).
     polls = _polls(herald)
-    await eventually(lambda: asyncio.sleep(0, _polls(herald) >= polls + 3))
+    await eventually(lambda: asyncio.sleep(0, _polls(herald) >= polls + 2))
     assert herald.tg.updates(BOT_ID)["conflicts"] == 0
 
     os.kill(polling, signal.SIGKILL)
@@ -151,5 +151,5 @@ async def test_workers_poll_one_at_a_time_and_the_next_takes_over(
     # successor's first getUpdates ends it. From then on, one poller again.
     conflicts = herald.tg.updates(BOT_ID)["conflicts"]
     polls = _polls(herald)
-    await eventually(lambda: asyncio.sleep(0, _polls(herald) >= polls + 3))
+    await eventually(lambda: asyncio.sleep(0, _polls(herald) >= polls + 2))
     assert herald.tg.updates(BOT_ID)["conflicts"] == conflicts <= 1
