@@ -2,6 +2,7 @@
 intake in the same run.
 
     .venv/bin/python bench/webhook_intake.py [--rounds 4] [--duration 8] [--connections 64]
+                                             [--bound]
 
 One `herald api` process pinned to CPU 0 (`taskset`), wrk on CPU 1, PostgreSQL and Redis
 floating: the setup of `bench/intake.py`. Rounds alternate `POST /api/tasks` (a task a
@@ -9,6 +10,10 @@ request, as `bench/intake.py` measures it) and `POST /telegram/webhook` (a new u
 request: a user's reply, stored as JSONB once by update_id), each on emptied tables. The
 figure is the median of the per-round ratios webhook/intake; the goal is at least 0.8.
 After each webhook round, the rows stored are counted: they must equal wrk's 2xx answers.
+`--bound`: the chat the updates come from is bound to a recipient whose client's endpoint
+takes updates, so each update is stored with its `message.received` event (one statement
+still); the events are counted too. Without it the chat is bound to nobody: the store
+plus one index probe.
 Needs `wrk` (apt-get install -y wrk), PostgreSQL and Redis on localhost.
 """
 
@@ -57,11 +62,28 @@ def sql(url: str, statement: str) -> int:
     return asyncio.run(run())
 
 
+def counts(url: str, *tables: str) -> list[int]:
+    """Rows of each table, from one snapshot (requests wrk abandoned may still commit)."""
+    import asyncpg
+
+    async def run() -> list[int]:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            row = await conn.fetchrow(
+                "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables)
+            )
+            return [int(v) for v in row]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 def empty(url: str, queue: str) -> None:
     import time
 
     time.sleep(1.5)  # requests wrk abandoned may still be inserting
-    sql(url, "TRUNCATE task_events, tasks, telegram_updates")
+    sql(url, "TRUNCATE task_events, tasks, telegram_updates, callback_events")
     subprocess.run(["redis-cli", "-u", REDIS, "DEL", queue], capture_output=True)
 
 
@@ -70,9 +92,26 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--duration", type=float, default=8)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--bound", action="store_true", help="updates from a recipient's chat, forwarded"
+    )
     args = parser.parse_args()
 
     db_url, queue, token = bench_database()
+    if args.bound:
+        # webhook_post.lua's chat, bound to a client whose endpoint takes updates (no
+        # worker runs: the events stay in the outbox, counted after each round).
+        bot_id = BOT_TOKEN.partition(":")[0]
+        sql(
+            db_url,
+            "INSERT INTO callback_endpoints (client, url, hosts, secret, source, updates)"
+            " VALUES ('bench', 'http://127.0.0.1:9/hook', '{127.0.0.1}', 'whsec_x', 'api', true)",
+        )
+        sql(
+            db_url,
+            f"INSERT INTO recipients (bot_id, client, external_id, chat_id)"
+            f" VALUES ({bot_id}, 'bench', 'ann', '4242')",
+        )
     port = free_port()
     proc = subprocess.Popen(
         ["taskset", "-c", SERVER_CPU, str(ROOT / ".venv/bin/herald"), "api", "--port", str(port)],
@@ -112,13 +151,13 @@ def main() -> int:
                 )
                 res["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / res["requests"] * 1e6
                 table = "tasks" if kind == "intake" else "telegram_updates"
-                res["stored"] = sql(db_url, f"SELECT count(*) FROM {table}")
+                res["stored"], events = counts(db_url, table, "callback_events")
                 results[kind].append(res)
                 print(
                     f"round {r} {kind:8} {res['rps']:8.0f} req/s  p50 {res['p50']:6.2f} ms"
                     f"  p99 {res['p99']:6.2f} ms  server CPU {res['cpu_us']:5.0f} us/req"
                     f"  non2xx {res['non2xx']:.0f}  rows {res['stored']:.0f}"
-                    f" of {res['requests']:.0f} requests",
+                    f" of {res['requests']:.0f} requests, events {events}",
                     flush=True,
                 )
         ratios = [

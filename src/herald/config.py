@@ -61,6 +61,9 @@ class CallbackEndpointConfig(BaseModel):
     previous_secret: str | None = None
     # The hosts a task's own callback_url may name; the URL's host when absent.
     hosts: list[str] | None = None
+    # The client also hears what its recipients say and do: message.received,
+    # recipient.linked, ... (docs/callbacks.md, "Recipients' events").
+    updates: bool = False
 
     @field_validator("url")
     @classmethod
@@ -131,6 +134,10 @@ class Settings(BaseSettings):
     recipient_welcome: dict[str, str] = Field(default_factory=dict)
     # getUpdates' long-poll wait (`herald poll`), seconds.
     poll_timeout_seconds: int = Field(25, ge=0, le=50)
+    # The worker takes the updates by getUpdates itself, as `herald poll` does: one
+    # process of all those with this on polls at a time (a PostgreSQL advisory lock), the
+    # others stand by. Not with a webhook set: Telegram refuses getUpdates then.
+    poll_updates: bool = False
     # For tests only: `herald poll` exits at once after a getUpdates that brought updates,
     # before storing them (the crash the offset in PostgreSQL must survive).
     poll_crash_after_fetch: bool = False

@@ -133,14 +133,20 @@ def callbacks_env(url: str, secret: str, client: str = "shop", **extra: Any) -> 
 
 
 async def add_endpoint(
-    conn: Pool, client: str, url: str = "http://127.0.0.1:9/hook", secret: str = ""
+    conn: Pool,
+    client: str,
+    url: str = "http://127.0.0.1:9/hook",
+    secret: str = "",
+    *,
+    updates: bool = False,
 ) -> None:
     await conn.execute(
-        "INSERT INTO callback_endpoints (client, url, hosts, secret, source)"
-        " VALUES ($1, $2, '{127.0.0.1}', $3, 'api')",
+        "INSERT INTO callback_endpoints (client, url, hosts, secret, source, updates)"
+        " VALUES ($1, $2, '{127.0.0.1}', $3, 'api', $4)",
         client,
         url,
         secret or make_secret(),
+        updates,
     )
 
 

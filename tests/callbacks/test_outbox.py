@@ -5,10 +5,12 @@ that writes its audit event, and only for a client with an endpoint."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from herald.callbacks.events import EVENT_TYPES, event_type
+from herald.callbacks import outbox
+from herald.callbacks.events import EVENT_TYPES, CallbackStatus, event_type
 from herald.config import Settings
 from herald.db.pool import Pool
 from herald.delivery.retention import Retention
@@ -102,3 +104,79 @@ async def test_retention_takes_delivered_callbacks_and_keeps_waiting_ones(
     assert [r["task_id"] for r in left] == [waiting]
     assert await db.fetchval("SELECT count(*) FROM callback_attempts") == 1
     assert await db.fetchval("SELECT array_agg(id) FROM tasks") == [waiting]
+
+
+async def _recipient_event(db: Pool, client: str, recipient: str, seq: int) -> int:
+    event_id: int = await db.fetchval(
+        "INSERT INTO callback_events (recipient, client, seq, type, payload)"
+        " VALUES ($1, $2, $3, 'message.received', '{}') RETURNING id",
+        recipient,
+        client,
+        seq,
+    )
+    return event_id
+
+
+async def test_a_recipients_events_are_claimed_in_update_order(db: Pool) -> None:
+    await add_endpoint(db, "shop", updates=True)
+    # Written out of order (a webhook's concurrent calls may commit so): sent in seq order.
+    late, first, middle = [await _recipient_event(db, "shop", "ann", s) for s in (50, 20, 35)]
+    other = await _recipient_event(db, "shop", "bob", 10)
+    same_name = await _recipient_event(db, "other", "ann", 5)  # another client's ann
+    await add_endpoint(db, "other", updates=True)
+    task_id = await insert_task(db, client="shop")
+    await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
+    await move(db, task_id, next(e for e in MOVES if event_type(e) == "task.delivered"))
+
+    claimed = await outbox.claim(db, "w1", 60, 10)
+    assert {c.id for c in claimed if c.task_id is None} == {first, other, same_name}
+    assert [c.task_id for c in claimed if c.task_id is not None] == [task_id]
+    ann = next(c for c in claimed if c.id == first)
+    assert (ann.recipient, ann.seq, ann.webhook_id) == ("ann", 20, f"msg_u20_{first}")
+    assert next(c for c in claimed if c.task_id).webhook_id == f"msg_{task_id}_1"
+
+    async def finish(event: outbox.ClaimedEvent, status: CallbackStatus) -> None:
+        attempt = outbox.Attempt(event.id, event.client, event.attempt, status, None, 200, 1, None)
+        assert (await outbox.record(db, "w1", 3600, [attempt])).applied == {event.id}
+
+    assert await outbox.claim(db, "w1", 60, 10) == []  # each stream waits for its first
+    await finish(ann, CallbackStatus.DELIVERED)
+    [nxt] = await outbox.claim(db, "w1", 60, 10)
+    assert nxt.id == middle
+    await finish(nxt, CallbackStatus.FAILED)  # given up: the stream goes on
+    [last] = await outbox.claim(db, "w1", 60, 10)
+    assert last.id == late
+
+
+def _scans(plan: dict[str, Any]) -> list[str]:
+    """The node types that read callback_events, anywhere in the plan."""
+    reads = plan.get("Relation Name") == "callback_events" and plan["Node Type"] != "ModifyTable"
+    found = [plan["Node Type"]] if reads else []
+    for child in plan.get("Plans", []):
+        found += _scans(child)
+    return found
+
+
+async def test_the_claim_reads_the_outbox_by_index(db: Pool) -> None:
+    """A few thousand events of both kinds of stream, most delivered, a recipient's long
+    history before its open events: the claim reads callback_events through its indexes
+    only (docs/callbacks.md, "How it works")."""
+    await add_endpoint(db, "shop", updates=True)
+    await db.execute(
+        "INSERT INTO callback_events (task_id, client, seq, type, payload, status)"
+        " SELECT t, 'shop', s, 'task.delivered', '{}',"
+        "        CASE WHEN s = 1 + t % 3 AND t % 10 = 0 THEN 'pending' ELSE 'delivered' END"
+        " FROM generate_series(1, 1000) t, generate_series(1, 3) s WHERE s <= 1 + t % 3"
+    )
+    await db.execute(
+        "INSERT INTO callback_events (recipient, client, seq, type, payload, status)"
+        " SELECT 'r' || r, 'shop', n * 100 + r, 'message.received', '{}',"
+        "        CASE WHEN n > 90 THEN 'pending' ELSE 'delivered' END"
+        " FROM generate_series(1, 30) r, generate_series(1, 100) n"
+    )
+    await db.execute("ANALYZE callback_events")
+    async with db.acquire() as conn, conn.transaction():
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + outbox._CLAIM_SQL, "w1", 60.0, 32)
+    scans = _scans(plan[0]["Plan"])  # the pool decodes json
+    assert scans, "the plan reads callback_events"
+    assert set(scans) <= {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}, scans

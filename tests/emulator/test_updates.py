@@ -153,3 +153,39 @@ async def test_people_over_the_control_api() -> None:
             assert "/start abc" in page
         finally:
             await bot.session.close()
+
+
+async def test_a_second_poller_ends_the_first_ones_long_poll_with_409(
+    telegram_emulator: EmulatorHandle, bot: Bot
+) -> None:
+    tg = telegram_emulator
+    waiting = asyncio.create_task(bot.get_updates(timeout=5, request_timeout=10))
+    box = tg.emulator.bot_updates(BOT)
+    await _until(lambda: box.polls == 1)  # the first long poll is waiting now
+    second = asyncio.create_task(bot.get_updates(timeout=1, request_timeout=10))
+    with pytest.raises(TelegramConflictError, match="terminated by other getUpdates"):
+        await waiting
+    assert await second == []
+    assert tg.updates(BOT)["conflicts"] == 1
+    # One poller at a time: no conflict, however many calls.
+    for _ in range(3):
+        await bot.get_updates(timeout=0)
+    assert tg.updates(BOT)["conflicts"] == 1
+
+
+async def test_a_reply_carries_the_message_it_answers(
+    telegram_emulator: EmulatorHandle, bot: Bot
+) -> None:
+    tg = telegram_emulator
+    sent = await bot.send_message(USER, "Your order has shipped")
+    reply = tg.user_send(USER, "thanks", bot_id=BOT, reply_to=sent.message_id)["message"]
+    replied = reply["reply_to_message"]
+    assert (replied["message_id"], replied["text"]) == (sent.message_id, "Your order has shipped")
+    assert replied["from"]["id"] == BOT
+    own = tg.user_send(USER, "and this", bot_id=BOT, reply_to=reply["message_id"])["message"]
+    assert own["reply_to_message"]["message_id"] == reply["message_id"]
+    assert own["reply_to_message"]["from"]["id"] == USER
+    [update] = [u for u in await bot.get_updates() if u.message and u.message.text == "thanks"]
+    assert update.message is not None
+    assert update.message.reply_to_message is not None
+    assert update.message.reply_to_message.message_id == sent.message_id

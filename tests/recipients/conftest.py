@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,8 +32,10 @@ from herald.keys import all_keys_pattern
 from herald.queue import RedisQueue
 from herald.telegram.sender import TelegramSender, make_bot
 from herald.updates.webhook import WEBHOOK_PATH, set_webhook
+from tests.callbacks.conftest import receiver  # noqa: F401 - a producer's endpoint
 from tests.conftest import REDIS_URL, make_settings
-from tests.delivery.conftest import db, pool, tg  # noqa: F401 - the same fixtures
+from tests.delivery.conftest import FAST, db, pool, tg  # noqa: F401 - the same fixtures
+from tests.delivery.workers import WorkerProcess
 
 BOT_ID = 123456  # make_settings' bot token is 123456:TEST-token
 SECRET = "s" * 40
@@ -124,6 +127,30 @@ class Herald:
             if r["method"].lower() == "sendmessage"
             and str(r["params"].get("chat_id")) == str(chat_id)
         )
+
+
+@pytest.fixture
+async def start_worker(
+    herald: Herald, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]]]:
+    """Start `herald worker` processes with the gateway's settings (its database, queue
+    and emulator), `env` on top, the intervals short (tests.delivery.conftest.FAST)."""
+    redis = Redis.from_url(REDIS_URL)
+    started: list[WorkerProcess] = []
+
+    async def start(workers: int = 1, **env: Any) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        proc = WorkerProcess(herald.settings, redis, log, **{**FAST, **env})
+        started.append(proc)
+        return await proc.start(workers)
+
+    yield start
+    for proc in started:
+        try:
+            await proc.stop(within=30)
+        finally:
+            proc.kill_all()
+    await redis.aclose()
 
 
 @pytest.fixture

@@ -5,11 +5,15 @@ one killed after the store repeats nothing (the offset moved in the same commit)
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from herald.db.updates import read_offset
 from tests.conftest import REDIS_URL
+from tests.delivery.workers import WorkerProcess
 from tests.recipients.conftest import BOT_ID, Herald, eventually
 from tests.support.processes import HERALD, Proc, herald_env, spawn
 
@@ -97,3 +101,55 @@ async def test_a_start_taken_by_polling_binds_and_welcomes(herald: Herald, tmp_p
         poller.stop()
     await herald.deliver()
     assert len(herald.tg.messages(USER)) == 1
+
+
+async def _poll_lock(herald: Herald) -> list[tuple[int, bool]]:
+    """(pid of the process, granted) of each connection holding or awaiting the poll lock."""
+    rows = await herald.pool.fetch(
+        "SELECT a.application_name, l.granted FROM pg_locks l"
+        " JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND a.datname = current_database()"
+        "   AND a.application_name LIKE 'herald poll %'"
+    )
+    return sorted((int(r["application_name"].split()[2].split("@")[0]), r["granted"]) for r in rows)
+
+
+async def _holder(herald: Herald, not_pid: int = 0) -> int | None:
+    """The pid of the process holding the poll lock (not `not_pid`) while one more waits."""
+    lock = await _poll_lock(herald)
+    held = [pid for pid, granted in lock if granted]
+    if len(held) == 1 and len(lock) == 2 and held[0] != not_pid:
+        return held[0]
+    return None
+
+
+def _polls(herald: Herald) -> int:
+    return sum(1 for r in herald.tg.received if r["method"].lower() == "getupdates")
+
+
+async def test_workers_poll_one_at_a_time_and_the_next_takes_over(
+    herald: Herald, start_worker: Callable[..., Awaitable[WorkerProcess]]
+) -> None:
+    worker = await start_worker(workers=2, poll_updates="true", poll_timeout_seconds=1)
+    processes = await worker.pids()
+    polling = await eventually(lambda: _holder(herald), within=30)
+    assert polling in processes  # one worker process polls, the other waits its turn
+
+    sent = [herald.tg.user_send(USER, f"m{i}", bot_id=BOT_ID)["update_id"] for i in range(3)]
+    await eventually(lambda: _has(herald, sent), within=30)
+    # Long polls of 1 s, one after the other: a second poller would end the first's (409).
+    polls = _polls(herald)
+    await eventually(lambda: asyncio.sleep(0, _polls(herald) >= polls + 2))
+    assert herald.tg.updates(BOT_ID)["conflicts"] == 0
+
+    os.kill(polling, signal.SIGKILL)
+    sent += [herald.tg.user_send(USER, f"n{i}", bot_id=BOT_ID)["update_id"] for i in range(3)]
+    successor = await eventually(lambda: _holder(herald, not_pid=polling), within=30)
+    assert successor in processes  # the one that was waiting
+    await eventually(lambda: _has(herald, sent), within=30)  # each once, none lost
+    # The killed process's last long poll may still be open in the emulator: the
+    # successor's first getUpdates ends it. From then on, one poller again.
+    conflicts = herald.tg.updates(BOT_ID)["conflicts"]
+    polls = _polls(herald)
+    await eventually(lambda: asyncio.sleep(0, _polls(herald) >= polls + 2))
+    assert herald.tg.updates(BOT_ID)["conflicts"] == conflicts <= 1

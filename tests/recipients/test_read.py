@@ -20,13 +20,13 @@ def _migration() -> dict[str, Any]:
     return {"update_id": 9, "message": {"chat": chat, "migrate_to_chat_id": -1005}}
 
 
-def _member(status: str, **extra: Any) -> dict[str, Any]:
+def _member(status: str, old: str = "member", **extra: Any) -> dict[str, Any]:
     return {
         "update_id": 8,
         "my_chat_member": {
             "chat": {"id": 42, "type": "private"},
             "date": 0,
-            "old_chat_member": {"status": "member"},
+            "old_chat_member": {"status": old},
             "new_chat_member": {"status": status, **extra},
         },
     }
@@ -44,8 +44,13 @@ def _member(status: str, **extra: Any) -> dict[str, Any]:
         (_message("thanks!"), None),
         (_member("kicked", until_date=0), Membership("42", True, "kicked")),
         (_member("left"), Membership("42", True, "left")),
-        (_member("member"), Membership("42", False, "member")),
-        (_member("restricted", is_member=True), Membership("42", False, "restricted")),
+        (_member("member", old="kicked"), Membership("42", False, "member")),
+        (_member("administrator", old="left"), Membership("42", False, "administrator")),
+        # Still there, or still gone: no recipient.blocked or .unblocked to report.
+        (_member("member"), Membership("42", False, "member", changed=False)),
+        (_member("administrator"), Membership("42", False, "administrator", changed=False)),
+        (_member("left", old="kicked"), Membership("42", True, "left", changed=False)),
+        (_member("restricted", is_member=True), Membership("42", False, "restricted", False)),
         (_member("restricted", is_member=False), None),
         (_migration(), Migrated("-5", "-1005")),
     ],
@@ -74,3 +79,30 @@ def test_kinds_and_chats() -> None:
 )
 def test_what_is_not_an_update(data: Any) -> None:
     assert read_update(data) is None
+
+
+@pytest.mark.parametrize(
+    ("update", "forward", "command"),
+    [
+        (_message("thanks!"), True, None),
+        (_message("/help"), True, "/help"),
+        (_message("/help@shop_news_bot me"), True, "/help"),
+        (_message("/order_42 now"), True, "/order_42"),
+        (_message("please /help"), True, None),
+        (_message("/ not a command"), True, None),
+        (_message("/start abc", chat_type="group", chat_id=-5), True, "/start"),
+        (_message("/start abc"), False, None),  # Herald's own commands: their own events
+        (_message("/stop"), False, None),
+        (_migration(), False, None),
+        (_member("kicked"), False, None),
+        ({"update_id": 5, "message": {"message_id": 3, "chat": {"id": 42}, "caption": "pic"}},
+         True, None),
+        ({"update_id": 6, "edited_message": {"chat": {"id": 42}, "text": "hi"}}, False, None),
+        ({"update_id": 6, "message": {"text": "no chat"}}, False, None),
+    ],
+)  # fmt: skip
+def test_messages_forwarded(update: dict[str, Any], forward: bool, command: str | None) -> None:
+    """Which updates reach the recipients' clients as message.received, and the command."""
+    read = read_update(update)
+    assert read is not None
+    assert (read.forward, read.command) == (forward, command)

@@ -421,6 +421,11 @@ class CallbackEndpointIn(BaseModel):
     rotate: StrictBool = Field(
         False, description="make a new secret; the old one still signs during the grace period"
     )
+    updates: StrictBool = Field(
+        False,
+        description="also send the client's recipients' events: message.received and"
+        " recipient.linked, .subscribed, .unsubscribed, .blocked, .unblocked",
+    )
     grace_seconds: float | None = Field(
         None, ge=0, le=30 * 86400, description="the grace period of a rotation"
     )
@@ -438,6 +443,7 @@ class CallbackEndpointOut(BaseModel):
     url: str
     hosts: list[str]
     source: str = Field(description="env (HERALD_CALLBACKS) or api (PUT /api/callbacks)")
+    updates: bool = Field(description="its recipients' events go there too")
     previous_secret_until: datetime | None = Field(
         description="during a rotation: the old secret signs too until then"
     )

@@ -1,5 +1,6 @@
-"""Status callbacks: producers hear what happened to each task, signed, at least once, in
-order per task, never lost (docs/callbacks.md).
+"""Status callbacks: producers hear what happened to each task (and, if they asked, what
+their recipients said and did), signed, at least once, in order per task (per
+recipient), never lost (docs/callbacks.md).
 
 - `events.py`: which transition is which event (`task.delivered`, ...).
 - `signing.py`: Standard Webhooks signatures and secrets.
@@ -9,5 +10,6 @@ order per task, never lost (docs/callbacks.md).
 - `sender.py`: the loop in each worker process that sends them.
 
 The outbox row itself is written by a trigger on `task_events` (migration 0006), in the
-statement of the transition that causes it.
+statement of the transition that causes it; a recipient's, in the transaction that
+stores the Telegram update (herald.updates.take).
 """

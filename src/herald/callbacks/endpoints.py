@@ -4,8 +4,9 @@ Two sources. HERALD_CALLBACKS is written into the table by every gateway and wor
 process at its start (`sync_configured`), so every process of a deployment must have the
 same value; a client configured there is managed there (PUT answers 409 for it). PUT
 /api/callbacks sets the others (`put`). The outbox trigger writes events only for the
-clients with a row, and the senders read the URL and secrets from it at each attempt, so
-a new URL or secret applies to the events still waiting.
+clients with a row, and recipients' events only for those whose row says `updates`; the
+senders read the URL and secrets from it at each attempt, so a new URL or secret
+applies to the events still waiting.
 
 A secret is shown once, in the answer to the PUT that made it, and is never written to
 a log, an error, a metric, the audit trail or a page.
@@ -40,16 +41,17 @@ def url_allowed(url: str, hosts: Sequence[str]) -> bool:
 
 
 _UPSERT_ENV = """
-INSERT INTO callback_endpoints (client, url, hosts, secret, previous_secret, source)
-VALUES ($1, $2, $3, $4, $5, 'env')
+INSERT INTO callback_endpoints (client, url, hosts, secret, previous_secret, updates, source)
+VALUES ($1, $2, $3, $4, $5, $6, 'env')
 ON CONFLICT (client) DO UPDATE SET
     url = EXCLUDED.url, hosts = EXCLUDED.hosts, secret = EXCLUDED.secret,
-    previous_secret = EXCLUDED.previous_secret, previous_until = NULL, source = 'env',
-    updated_at = now()
+    previous_secret = EXCLUDED.previous_secret, previous_until = NULL,
+    updates = EXCLUDED.updates, source = 'env', updated_at = now()
 WHERE (callback_endpoints.url, callback_endpoints.hosts, callback_endpoints.secret,
-       callback_endpoints.previous_secret, callback_endpoints.source)
+       callback_endpoints.previous_secret, callback_endpoints.updates,
+       callback_endpoints.source)
       IS DISTINCT FROM (EXCLUDED.url, EXCLUDED.hosts, EXCLUDED.secret,
-                        EXCLUDED.previous_secret, 'env')
+                        EXCLUDED.previous_secret, EXCLUDED.updates, 'env')
 """
 _DROP_ENV = "DELETE FROM callback_endpoints WHERE source = 'env' AND NOT client = ANY($1::text[])"
 
@@ -60,7 +62,9 @@ async def sync_configured(pool: Pool, settings: Settings) -> None:
     async with pool.acquire() as conn, conn.transaction():
         for client, e in sorted(settings.callbacks.items()):
             hosts = e.hosts or [host_of(e.url)]
-            await conn.execute(_UPSERT_ENV, client, e.url, hosts, e.secret, e.previous_secret)
+            await conn.execute(
+                _UPSERT_ENV, client, e.url, hosts, e.secret, e.previous_secret, e.updates
+            )
         await conn.execute(_DROP_ENV, sorted(settings.callbacks))
 
 
@@ -72,6 +76,7 @@ class Endpoint:
     url: str
     hosts: list[str]
     source: str
+    updates: bool  # its recipients' events too (message.received, recipient.*)
     rotating_until: datetime | None  # a previous secret still signs until then
     paused_at: datetime | None
     failing_since: datetime | None
@@ -83,6 +88,7 @@ class Endpoint:
             "url": self.url,
             "hosts": self.hosts,
             "source": self.source,
+            "updates": self.updates,
             "previous_secret_until": self.rotating_until,
             "paused_at": self.paused_at,
             "failing_since": self.failing_since,
@@ -91,7 +97,7 @@ class Endpoint:
 
 
 _ENDPOINT_COLUMNS = (
-    "client, url, hosts, source, CASE WHEN previous_secret IS NOT NULL THEN"
+    "client, url, hosts, source, updates, CASE WHEN previous_secret IS NOT NULL THEN"
     " coalesce(previous_until, 'infinity') END AS rotating_until, paused_at, failing_since,"
     " updated_at"
 )
@@ -104,6 +110,7 @@ def _endpoint(row: Any) -> Endpoint:
         url=row["url"],
         hosts=list(row["hosts"]),
         source=row["source"],
+        updates=row["updates"],
         rotating_until=None if until is None or until == datetime.max else until,
         paused_at=row["paused_at"],
         failing_since=row["failing_since"],
@@ -140,14 +147,15 @@ class PutResult:
 
 _LOCK = "SELECT source FROM callback_endpoints WHERE client = $1 FOR UPDATE"
 _INSERT = f"""
-INSERT INTO callback_endpoints (client, url, hosts, secret, source)
-VALUES ($1, $2, $3, $4, 'api')
+INSERT INTO callback_endpoints (client, url, hosts, secret, updates, source)
+VALUES ($1, $2, $3, $4, $5, 'api')
 RETURNING {_ENDPOINT_COLUMNS}
 """
 _UPDATE = f"""
 UPDATE callback_endpoints SET
     url = $2,
     hosts = $3,
+    updates = $6,
     previous_secret = CASE WHEN $4::text IS NULL THEN previous_secret ELSE secret END,
     previous_until = CASE WHEN $4::text IS NULL THEN previous_until
                      ELSE now() + make_interval(secs => $5) END,
@@ -168,9 +176,11 @@ async def put(
     rotate: bool,
     grace_seconds: float,
     actor: str,
+    updates: bool = False,
 ) -> PutResult:
     """Set `client`'s endpoint: a new one gets a secret; `rotate` makes a new secret and
-    keeps the old one signing for `grace_seconds`. One transaction with its audit row."""
+    keeps the old one signing for `grace_seconds`; `updates` says whether its recipients'
+    events go there too. One transaction with its audit row."""
     host_list = list(hosts) if hosts else [host_of(url)]
     async with pool.acquire() as conn, conn.transaction():
         source = await conn.fetchval(_LOCK, client)
@@ -179,14 +189,16 @@ async def put(
         secret: str | None
         if source is None:
             secret = new_secret()
-            row = await conn.fetchrow(_INSERT, client, url, host_list, secret)
+            row = await conn.fetchrow(_INSERT, client, url, host_list, secret, updates)
             action = "created"
         else:
             secret = new_secret() if rotate else None
-            row = await conn.fetchrow(_UPDATE, client, url, host_list, secret, grace_seconds)
+            row = await conn.fetchrow(
+                _UPDATE, client, url, host_list, secret, grace_seconds, updates
+            )
             action = "rotated" if rotate else "updated"
         assert row is not None
-        details: dict[str, Any] = {"url": url, "hosts": host_list}
+        details: dict[str, Any] = {"url": url, "hosts": host_list, "updates": updates}
         if rotate and source is not None:
             details["grace_seconds"] = grace_seconds
         await conn.execute(_AUDIT, client, actor, action, details)

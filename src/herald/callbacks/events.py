@@ -1,8 +1,11 @@
-"""Which transition a producer hears of, as which event, and the states of its outbox row.
+"""Which transition a producer hears of, as which event; a recipient's events; the states
+of an outbox row.
 
-The trigger of migration 0006 decides the same in SQL for every audit event written;
-`tests/callbacks/test_outbox.py` checks it against `event_type` for every row of the
-transition table (`herald.states`).
+A task's events: the trigger of migration 0006 decides the same as `event_type` in SQL
+for every audit event written; `tests/callbacks/test_outbox.py` checks the two against
+every row of the transition table (`herald.states`). A recipient's events come from
+Telegram's updates (herald.updates.take; SQL in herald.db.updates and
+herald.db.recipients).
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ EXPIRED = "task.expired"
 RESENT = "task.resent"
 RESOLVED = "task.resolved"
 EVENT_TYPES = (DELIVERED, FAILED, UNCERTAIN, CANCELLED, EXPIRED, RESENT, RESOLVED)
+
+# A recipient's events, for a client whose endpoint has `updates` (herald.updates.take
+# writes them in the transaction that stores the Telegram update they come from).
+MESSAGE_RECEIVED = "message.received"  # a message from the recipient's chat, no command of ours
+LINKED = "recipient.linked"  # /start <code>: bound to the chat
+SUBSCRIBED = "recipient.subscribed"  # /start after /stop
+UNSUBSCRIBED = "recipient.unsubscribed"  # /stop
+BLOCKED = "recipient.blocked"  # my_chat_member: the bot blocked, kicked, or left
+UNBLOCKED = "recipient.unblocked"  # my_chat_member: the bot is back
+RECIPIENT_EVENT_TYPES = (MESSAGE_RECEIVED, LINKED, SUBSCRIBED, UNSUBSCRIBED, BLOCKED, UNBLOCKED)
 
 
 class CallbackStatus(StrEnum):

@@ -6,9 +6,13 @@ claims at once without waiting on the others); one records the attempts a sender
 finished meanwhile (`Coalescer`), with their rows in `callback_attempts` and the
 endpoint's failing state.
 
-Order: only the lowest unfinished event of a task is eligible, so a task's events go
-out in sequence order (a failed one counts as finished, or one dead endpoint would hold
-its tasks' later events forever); different tasks never wait for each other.
+Order: an event belongs to one stream, a task's (`task_id`, seq from 1) or a
+recipient's (`recipient` of `client`, seq the Telegram update_id). Only the lowest
+unfinished event of a stream is eligible, so a stream's events go out in sequence order
+(a failed one counts as finished, or one dead endpoint would hold its stream's later
+events forever); different streams never wait for each other. Each stream's check is an
+index probe: `uq_callback_events_task_seq` for a task, the partial index of open
+recipient events (`ix_callback_events_recipient_open`) for a recipient.
 A claimed event's `next_attempt_at` is its lease's end: an event whose worker died is
 due again then, and goes out again with the same `webhook-id`.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald.callbacks.events import CallbackStatus
+from herald.callbacks.signing import message_id, update_message_id
 from herald.db.pool import Executor
 from herald.db.sql import literal, literals
 
@@ -36,6 +41,10 @@ WITH picked AS (
     WHERE e.status IN ({_OPEN}) AND e.next_attempt_at <= now() AND p.paused_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM callback_events o
                       WHERE o.task_id = e.task_id AND o.seq < e.seq AND o.status IN ({_OPEN}))
+      AND NOT EXISTS (SELECT 1 FROM callback_events o
+                      WHERE e.task_id IS NULL AND o.task_id IS NULL AND o.client = e.client
+                        AND o.recipient = e.recipient AND o.seq < e.seq
+                        AND o.status IN ({_OPEN}))
     ORDER BY e.next_attempt_at
     LIMIT $3
     FOR UPDATE OF e SKIP LOCKED
@@ -47,9 +56,10 @@ WITH picked AS (
         next_attempt_at = now() + make_interval(secs => $2)
     FROM picked
     WHERE e.id = picked.id
-    RETURNING e.id, e.task_id, e.seq, e.client, e.type, e.attempts, e.url, e.payload::text AS body
+    RETURNING e.id, e.task_id, e.recipient, e.seq, e.client, e.type, e.attempts, e.url,
+              e.payload::text AS body
 )
-SELECT c.id, c.task_id, c.seq, c.client, c.type, c.attempts, c.body,
+SELECT c.id, c.task_id, c.recipient, c.seq, c.client, c.type, c.attempts, c.body,
        coalesce(c.url, p.url) AS url, p.secret,
        CASE WHEN p.previous_until IS NULL OR p.previous_until > now()
             THEN p.previous_secret END AS previous_secret
@@ -107,7 +117,8 @@ SELECT (SELECT array_agg(id) FROM done) AS done,
 @dataclass(frozen=True, slots=True)
 class ClaimedEvent:
     id: int
-    task_id: int
+    task_id: int | None  # a task's event; else a recipient's
+    recipient: str | None
     seq: int
     client: str
     type: str
@@ -115,6 +126,13 @@ class ClaimedEvent:
     body: bytes  # the JSON sent, exactly as signed
     url: str
     secrets: tuple[str, ...]  # the current one first; two during a rotation
+
+    @property
+    def webhook_id(self) -> str:
+        """The `webhook-id` header: the same on every attempt of this event."""
+        if self.task_id is not None:
+            return message_id(self.task_id, self.seq)
+        return update_message_id(self.seq, self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +166,7 @@ async def claim(pool: Executor, owner: str, lease_seconds: float, n: int) -> lis
         ClaimedEvent(
             id=r["id"],
             task_id=r["task_id"],
+            recipient=r["recipient"],
             seq=r["seq"],
             client=r["client"],
             type=r["type"],

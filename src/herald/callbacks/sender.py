@@ -22,7 +22,7 @@ import structlog
 
 from herald.callbacks import outbox
 from herald.callbacks.events import CallbackStatus
-from herald.callbacks.signing import headers, message_id
+from herald.callbacks.signing import headers
 from herald.config import Settings
 from herald.db.pool import Pool
 from herald.delivery.coalesce import Coalescer
@@ -106,7 +106,7 @@ class CallbackSender:
     async def _attempt(self, event: outbox.ClaimedEvent) -> None:
         assert self._session is not None
         s = self.settings
-        msg_id = message_id(event.task_id, event.seq)
+        msg_id = event.webhook_id
         status_code: int | None = None
         error: str | None = None
         started = time.monotonic()

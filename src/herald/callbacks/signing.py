@@ -51,3 +51,9 @@ def headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -
 def message_id(task_id: int, seq: int) -> str:
     """The `webhook-id` of a task's event number `seq`: the same on every retry."""
     return f"msg_{task_id}_{seq}"
+
+
+def update_message_id(update_id: int, event_id: int) -> str:
+    """The `webhook-id` of a recipient's event: the update it comes from and its outbox
+    row (one update may concern several recipients), the same on every retry."""
+    return f"msg_u{update_id}_{event_id}"

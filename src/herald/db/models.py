@@ -245,19 +245,26 @@ class CallbackEndpoint(Base):
     # Set when every attempt since `failing_since` failed for HERALD_CALLBACK_PAUSE_AFTER_SECONDS.
     failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The client also hears what its recipients say and do (message.received, ...).
+    updates: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class CallbackEvent(Base):
-    """The outbox: one row per event a producer hears of, written by the trigger on
-    task_events in the transaction of the transition (migration 0006)."""
+    """The outbox: one row per event a producer hears of, in one of two kinds of stream.
+    A task's, written by the trigger on task_events in the transaction of the transition
+    (migration 0006); a recipient's, written in the transaction that stores the Telegram
+    update (herald.updates.take, migration 0008)."""
 
     __tablename__ = "callback_events"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    task_id: Mapped[int] = mapped_column(BigInteger)
+    task_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The client's external_id of the recipient whose update this event forwards.
+    recipient: Mapped[str | None] = mapped_column(Text)
     client: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Integer)  # per task, from 1: the order of sending
+    # The order of sending within the stream: a task's from 1, a recipient's update_id.
+    seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(Text)  # task.delivered, ...
     url: Mapped[str | None] = mapped_column(Text)  # the task's callback_url, if any
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -274,11 +281,29 @@ class CallbackEvent(Base):
     __table_args__ = (
         UniqueConstraint("task_id", "seq", name="uq_callback_events_task_seq"),
         CheckConstraint(f"status IN ({_CALLBACK_STATUSES})", name="status"),
+        CheckConstraint("(task_id IS NULL) <> (recipient IS NULL)", name="one_stream"),
         # The senders' claim: open events by due time.
         Index(
             "ix_callback_events_due",
             "next_attempt_at",
             postgresql_where=text(f"status IN ({_CALLBACK_OPEN})"),
+        ),
+        # An update writes at most one event per recipient.
+        Index(
+            "uq_callback_events_recipient_seq",
+            "client",
+            "recipient",
+            "seq",
+            unique=True,
+            postgresql_where=text("task_id IS NULL"),
+        ),
+        # The claim's "no earlier open event in this recipient's stream".
+        Index(
+            "ix_callback_events_recipient_open",
+            "client",
+            "recipient",
+            "seq",
+            postgresql_where=text(f"task_id IS NULL AND status IN ({_CALLBACK_OPEN})"),
         ),
     )
 

@@ -5,7 +5,8 @@ code (`recipient_links`). A chat (`chats`, per bot) may be blocked (a 403 or a
 `my_chat_member` said so; intake then stores new tasks to it already failed) or
 migrated (intake then sends new tasks to the supergroup). Everything here that an
 update causes runs inside the transaction that stored the update
-(herald.updates.take), so it happens once per update.
+(herald.updates.take), so it happens once per update; so do the recipients' events it
+causes (`write_events`: recipient.linked, ...; docs/callbacks.md).
 """
 
 from __future__ import annotations
@@ -132,16 +133,76 @@ async def set_blocked(
     await db.execute(_SET_BLOCKED, bot_id, chat_id, blocked, reason if blocked else None)
 
 
-async def set_subscribed(db: Executor, bot_id: int, chat_id: str, subscribed: bool) -> int:
-    """/stop and /start: every recipient bound to the chat; how many."""
-    status = await db.execute(
+class RecipientKey(NamedTuple):
+    client: str
+    external_id: str
+
+
+async def set_subscribed(
+    db: Executor, bot_id: int, chat_id: str, subscribed: bool
+) -> list[RecipientKey]:
+    """/stop and /start: every recipient bound to the chat; those it changed."""
+    rows = await db.fetch(
         "UPDATE recipients SET subscribed = $3, updated_at = now()"
-        " WHERE bot_id = $1 AND chat_id = $2 AND subscribed <> $3",
+        " WHERE bot_id = $1 AND chat_id = $2 AND subscribed <> $3"
+        " RETURNING client, external_id",
         bot_id,
         chat_id,
         subscribed,
     )
-    return int(status.rsplit(" ", 1)[-1])
+    return [RecipientKey(r["client"], r["external_id"]) for r in rows]
+
+
+# A recipient's event (herald.callbacks.events: recipient.linked, ...), one per recipient
+# of a client whose endpoint takes updates; `seq` is the update's id, which orders the
+# recipient's events and makes a second event of one update for one recipient
+# impossible. $1 update_id, $2 chat, $3 type, $4 data beyond the common fields.
+_EVENT_COLUMNS = """
+INSERT INTO callback_events (recipient, client, seq, type, payload)
+SELECT r.external_id, r.client, $1, $3,
+       jsonb_build_object(
+           'type', $3::text,
+           'timestamp', now(),
+           'data', jsonb_build_object(
+               'recipient', r.external_id,
+               'chat_id', $2::text::bigint,
+               'update_id', $1::bigint,
+               'seq', $1::bigint) || $4::jsonb)
+"""
+_ON_CONFLICT = "ON CONFLICT (client, recipient, seq) WHERE task_id IS NULL DO NOTHING"
+# Every recipient bound to the chat; $5 bot.
+_CHAT_EVENTS = f"""{_EVENT_COLUMNS}
+FROM recipients r JOIN callback_endpoints p ON p.client = r.client AND p.updates
+WHERE r.bot_id = $5 AND r.chat_id = $2::text
+{_ON_CONFLICT}
+"""
+# The recipients named in $5 (clients) and $6 (their external ids).
+_NAMED_EVENTS = f"""{_EVENT_COLUMNS}
+FROM unnest($5::text[], $6::text[]) AS r(client, external_id)
+JOIN callback_endpoints p ON p.client = r.client AND p.updates
+{_ON_CONFLICT}
+"""
+
+
+async def write_events(
+    db: Executor,
+    bot_id: int,
+    update_id: int,
+    chat_id: str,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    *,
+    recipients: Sequence[RecipientKey] | None = None,
+) -> None:
+    """The event `kind` of update `update_id` for `recipients` (None: every recipient
+    bound to `chat_id`), to the clients that take updates; `data` adds to the common
+    fields. In the transaction that stored the update."""
+    common = (update_id, chat_id, kind, data or {})
+    if recipients is None:
+        await db.execute(_CHAT_EVENTS, *common, bot_id)
+    elif recipients:
+        clients = [r.client for r in recipients]
+        await db.execute(_NAMED_EVENTS, *common, clients, [r.external_id for r in recipients])
 
 
 # A group became a supergroup: remember it for future tasks (intake reads

@@ -1,9 +1,15 @@
-"""SQL for Telegram's updates: store once, list, and `herald poll`'s offset.
+"""SQL for Telegram's updates: store once, forward, list, and `herald poll`'s offset.
 
 Storing an update is one statement, `INSERT ... ON CONFLICT (bot_id, update_id) DO
 NOTHING`: the same update delivered twice (Telegram retries a webhook call it did not
 see answered; a poller that died before confirming gets it again) is stored once, and
 only the call that stored it acts on it (herald.updates.take).
+
+A message from a chat is stored by the same one statement together with its
+`message.received` events (`store_update(..., forward=True)`): one outbox row
+(`callback_events`) per recipient bound to the chat whose client's endpoint takes
+updates, only when the update was new. A chat bound to nobody costs one probe of
+`ix_recipients_bot_id_chat_id` more than the plain insert.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from herald.callbacks.events import MESSAGE_RECEIVED
 from herald.db.pool import Executor
 
 _STORE = """
@@ -20,12 +27,61 @@ ON CONFLICT (bot_id, update_id) DO NOTHING
 RETURNING id
 """
 
+# The event's data is read from the payload as stored: Telegram's own message object,
+# and the fields a receiver needs most taken out of it. $6: the bot command the text
+# starts with (herald.updates.read), or NULL.
+_STORE_AND_FORWARD = f"""
+WITH stored AS (
+    INSERT INTO telegram_updates (bot_id, update_id, kind, chat_id, payload)
+    VALUES ($1, $2, $3, $4, $5::text::jsonb)
+    ON CONFLICT (bot_id, update_id) DO NOTHING
+    RETURNING id, payload -> 'message' AS m, received_at
+), forwarded AS (
+    INSERT INTO callback_events (recipient, client, seq, type, payload)
+    SELECT r.external_id, r.client, $2, '{MESSAGE_RECEIVED}',
+           jsonb_build_object(
+               'type', '{MESSAGE_RECEIVED}',
+               'timestamp', s.received_at,
+               'data', jsonb_build_object(
+                   'recipient', r.external_id,
+                   'chat_id', s.m -> 'chat' -> 'id',
+                   'update_id', $2,
+                   'seq', $2,
+                   'message_id', s.m -> 'message_id',
+                   'text', coalesce(s.m -> 'text', s.m -> 'caption'),
+                   'reply_to_message_id', s.m -> 'reply_to_message' -> 'message_id',
+                   'command', $6::text,
+                   'message', s.m))
+    FROM stored s
+    JOIN recipients r ON r.bot_id = $1 AND r.chat_id = $4
+    JOIN callback_endpoints p ON p.client = r.client AND p.updates
+    ON CONFLICT (client, recipient, seq) WHERE task_id IS NULL DO NOTHING
+)
+SELECT id FROM stored
+"""
+
 
 async def store_update(
-    db: Executor, bot_id: int, update_id: int, kind: str, chat_id: str | None, payload: str
+    db: Executor,
+    bot_id: int,
+    update_id: int,
+    kind: str,
+    chat_id: str | None,
+    payload: str,
+    *,
+    forward: bool = False,
+    command: str | None = None,
 ) -> bool:
-    """Store one update (`payload`: its JSON text); False when it was stored already."""
-    return await db.fetchval(_STORE, bot_id, update_id, kind, chat_id, payload) is not None
+    """Store one update (`payload`: its JSON text); False when it was stored already.
+    `forward`: a `message` update, forwarded as `message.received` (with `command`) to
+    the clients of the recipients bound to `chat_id` that take updates."""
+    if forward and chat_id is not None:
+        stored = await db.fetchval(
+            _STORE_AND_FORWARD, bot_id, update_id, kind, chat_id, payload, command
+        )
+    else:
+        stored = await db.fetchval(_STORE, bot_id, update_id, kind, chat_id, payload)
+    return stored is not None
 
 
 class UpdateRecord(NamedTuple):

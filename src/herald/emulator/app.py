@@ -22,7 +22,13 @@ from herald.emulator.faults import Fault
 from herald.emulator.httpserver import Answer, HttpServer, Request, Response, parse_form
 from herald.emulator.methods import METHODS, Upload
 from herald.emulator.records import bot_id
-from herald.emulator.replies import UNAUTHORIZED
+from herald.emulator.replies import UNAUTHORIZED, error
+
+_TERMINATED = error(
+    409,
+    "Conflict: terminated by other getUpdates request;"
+    " make sure that only one bot instance is running",
+)
 
 
 def _multipart(request: Request, params: dict[str, Any]) -> dict[str, Any]:
@@ -104,9 +110,10 @@ class EmulatorApp:
             if request.content_type != "application/json":  # strings only: records.py
                 size = len(request.body) + len(request.query)
         if method.lower() == "getupdates":
+            poll = emulator.bot_updates(bot_id(token)).poll_began()
             waiting = self._long_poll_wait(token, params)
             if waiting is not None:
-                return self._long_poll(token, method, params, size, waiting)
+                return self._long_poll(token, method, params, size, waiting, poll)
         reply, fault = emulator.call(token, method, params, size)
         response = Response(reply.status, reply.body, reply.content_type)
         if fault is Fault.DROP:
@@ -129,9 +136,16 @@ class EmulatorApp:
         return None if box.pending else min(seconds, 50.0)
 
     async def _long_poll(
-        self, token: str, method: str, params: dict[str, Any], size: int | None, seconds: float
+        self,
+        token: str,
+        method: str,
+        params: dict[str, Any],
+        size: int | None,
+        seconds: float,
+        poll: int,
     ) -> Answer:
-        await self.emulator.bot_updates(bot_id(token)).wait(seconds)
+        if not await self.emulator.bot_updates(bot_id(token)).long_poll(seconds, poll):
+            return Response(409, _TERMINATED.body, _TERMINATED.content_type)
         reply, _ = self.emulator.call(token, method, params, size)
         return Response(reply.status, reply.body, reply.content_type)
 

@@ -207,7 +207,12 @@ class ControlApi:
             text = body.get("text")
             if not isinstance(text, str) or not text:
                 raise ControlError("invalid_parameter", "text must be a non-empty string")
-            update = people.send_text(self.emulator, bot, user_id, text)
+            reply_to = body.get("reply_to_message_id")
+            if reply_to is not None and (
+                not isinstance(reply_to, int) or isinstance(reply_to, bool) or reply_to <= 0
+            ):
+                raise ControlError("invalid_parameter", "reply_to_message_id is a message id")
+            update = people.send_text(self.emulator, bot, user_id, text, reply_to)
         else:
             people.set_blocked(self.emulator, bot, user_id, action == "block")
         return _json({"ok": True, "update": update})
@@ -225,6 +230,7 @@ class ControlApi:
                 "pending": list(box.pending),
                 "delivered": list(box.delivered),
                 "next_update_id": box.next_update_id,
+                "conflicts": box.conflicts,
             }
         )
 

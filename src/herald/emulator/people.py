@@ -24,8 +24,11 @@ def _bot_user(emulator: Emulator, bot: int) -> dict[str, Any]:
             "username": f"herald_emulator_{bot}_bot"}  # fmt: skip
 
 
-def send_text(emulator: Emulator, bot: int, user_id: int, text: str) -> dict[str, Any]:
-    """The user writes `text` to the bot in their private chat: a `message` update."""
+def send_text(
+    emulator: Emulator, bot: int, user_id: int, text: str, reply_to: int | None = None
+) -> dict[str, Any]:
+    """The user writes `text` to the bot in their private chat: a `message` update;
+    `reply_to`: in reply to that message of the chat (Telegram's `reply_to_message`)."""
     message: dict[str, Any] = {
         "message_id": emulator.next_message_id(user_id),
         "from": _user(user_id),
@@ -36,7 +39,24 @@ def send_text(emulator: Emulator, bot: int, user_id: int, text: str) -> dict[str
     if text.startswith("/"):
         command = text.split(maxsplit=1)[0]
         message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+    if reply_to is not None:
+        message["reply_to_message"] = _replied(emulator, bot, user_id, reply_to)
     return emulator.bot_updates(bot).add("message", message)
+
+
+def _replied(emulator: Emulator, bot: int, chat_id: int, message_id: int) -> dict[str, Any]:
+    """The message replied to, as Telegram nests it: the bot's, as it was sent (the
+    emulator keeps those), else one of the user's own, with only its ids."""
+    chat = emulator.chats.chat_object(chat_id)
+    for logged in reversed(emulator.records.chat_log(chat_id)):
+        if logged["message_id"] == message_id and logged["bot_id"] == bot:
+            replied = {"message_id": message_id, "from": _bot_user(emulator, bot),
+                       "chat": chat, "date": int(logged["time"])}  # fmt: skip
+            for field in ("text", "caption"):
+                if field in logged:
+                    replied[field] = logged[field]
+            return replied
+    return {"message_id": message_id, "from": _user(chat_id), "chat": chat, "date": 0}
 
 
 def _member(emulator: Emulator, bot: int, status: str) -> dict[str, Any]:

@@ -111,8 +111,13 @@ class RemoteEmulator:
     ) -> dict[str, Any]:
         return dict((await self._user(user_id, "start", bot_id, code=code))["update"])
 
-    async def user_send(self, user_id: int, text: str, bot_id: int | None = None) -> dict[str, Any]:
-        return dict((await self._user(user_id, "send", bot_id, text=text))["update"])
+    async def user_send(
+        self, user_id: int, text: str, bot_id: int | None = None, reply_to: int | None = None
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"text": text}
+        if reply_to is not None:
+            fields["reply_to_message_id"] = reply_to
+        return dict((await self._user(user_id, "send", bot_id, **fields))["update"])
 
     async def user_block(self, user_id: int, bot_id: int | None = None) -> None:
         await self._user(user_id, "block", bot_id)

@@ -74,8 +74,11 @@ class EmulatorHandle:
         """The user presses Start, from a deep link with `code` or not: `/start [code]`."""
         return people.start(self.emulator, self._bot(bot_id), user_id, code)
 
-    def user_send(self, user_id: int, text: str, bot_id: int | None = None) -> dict[str, Any]:
-        return people.send_text(self.emulator, self._bot(bot_id), user_id, text)
+    def user_send(
+        self, user_id: int, text: str, bot_id: int | None = None, reply_to: int | None = None
+    ) -> dict[str, Any]:
+        """The user writes to the bot; `reply_to`: in reply to that message of the chat."""
+        return people.send_text(self.emulator, self._bot(bot_id), user_id, text, reply_to)
 
     def user_block(self, user_id: int, bot_id: int | None = None) -> None:
         """The user blocks the bot: sends get 403, and a my_chat_member update says kicked."""
@@ -93,6 +96,7 @@ class EmulatorHandle:
             "pending": list(box.pending),
             "delivered": list(box.delivered),
             "next_update_id": box.next_update_id,
+            "conflicts": box.conflicts,  # long polls ended by a second poller's getUpdates
         }
 
     def set_missing(self, chat_id: int) -> None:

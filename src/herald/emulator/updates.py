@@ -6,7 +6,10 @@ update with the next `update_id`. Then, as Telegram does:
 
 - without a webhook, `getUpdates(offset)` confirms every update below `offset` (they are
   gone for good) and returns the rest, waiting up to `timeout` seconds for one when
-  there is none (long polling); an update not confirmed comes again;
+  there is none (long polling); an update not confirmed comes again. A getUpdates that
+  arrives while another one's long poll waits ends that one with 409 `Conflict:
+  terminated by other getUpdates request` (two pollers of one bot; counted in
+  `conflicts`);
 - with a webhook (`setWebhook`), the updates are POSTed to its URL one at a time, in
   order, with `X-Telegram-Bot-Api-Secret-Token` when a secret was set; an update leaves
   the queue when the answer is a 2xx, and is retried (backing off up to 5 s) otherwise;
@@ -50,6 +53,8 @@ class BotUpdates:
         self.last_error: str | None = None
         self.last_error_date: int | None = None
         self.webhook_deliveries = 0
+        self.polls = 0  # getUpdates calls so far: a newer one ends a waiting long poll
+        self.conflicts = 0  # long polls ended that way
         self._handed_up_to = 0  # the highest update_id handed out so far
         self._waiters: list[asyncio.Future[None]] = []
         self._pusher: asyncio.Task[None] | None = None
@@ -89,6 +94,24 @@ class BotUpdates:
         if update["update_id"] > self._handed_up_to:
             self._handed_up_to = update["update_id"]
             self.delivered.append(update)
+
+    def poll_began(self) -> int:
+        """A getUpdates call: a long poll waiting now ends (its `long_poll` says so). The
+        number of this call."""
+        self.polls += 1
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        return self.polls
+
+    async def long_poll(self, seconds: float, poll: int) -> bool:
+        """getUpdates call number `poll` waits for an update; False when a newer call
+        ended it (Telegram's 409 for two pollers at once)."""
+        await self.wait(seconds)
+        if self.polls != poll:
+            self.conflicts += 1
+            return False
+        return True
 
     async def wait(self, seconds: float) -> None:
         """Until an update is pending or `seconds` pass (a long poll)."""

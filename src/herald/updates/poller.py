@@ -1,5 +1,7 @@
 """`herald poll`: Telegram's updates by getUpdates long polling, for where no public URL
-reaches the gateway (a closed network, `herald dev`).
+reaches the gateway (a closed network, `herald dev`). The worker does the same with
+HERALD_POLL_UPDATES. Whichever runs it, one process per bot polls at a time: the one
+holding the bot's poll lock (herald.updates.leader); the others wait for their turn.
 
 The offset lives in PostgreSQL (`telegram_offsets`). For each update fetched, one
 transaction stores it (and acts on it, herald.updates.take) and moves the offset past
@@ -37,6 +39,7 @@ from herald.db.updates import read_offset
 from herald.logging import configure_logging
 from herald.queue import RedisQueue, TaskQueue
 from herald.telegram.redact import redact
+from herald.updates.leader import while_leader
 from herald.updates.read import read_update
 from herald.updates.take import take_update
 from herald.updates.webhook import ALLOWED_UPDATES
@@ -107,8 +110,10 @@ class Poller:
         data = data if isinstance(data, dict) else {}
         code, text = data.get("error_code"), str(data.get("description", ""))[:200]
         params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
-        if code == 409:
+        if code == 409 and "webhook" in text:
             text += " (a webhook is set: `herald webhook delete` before polling)"
+        elif code == 409:
+            text += " (another process polls this bot, one not holding Herald's poll lock)"
         retry_after = params.get("retry_after")
         wait = float(retry_after) if isinstance(retry_after, int) else 0.0
         raise PollError(f"{code}: {text}", wait)
@@ -138,14 +143,23 @@ class Poller:
         return update.update_id + 1
 
 
-async def poll(settings: Settings, stop: asyncio.Event) -> None:
-    pool = await create_pool(settings, max_size=4)
-    redis = Redis.from_url(settings.redis_url)
+async def poll_updates(settings: Settings, queue: TaskQueue) -> None:
+    """Poll until cancelled (the poll lock's holder runs this: herald.updates.leader)."""
+    pool = await create_pool(settings, max_size=2)
     try:
-        await Poller(settings, pool, RedisQueue(redis, settings.queue_name)).run(stop)
+        await Poller(settings, pool, queue).run(asyncio.Event())
+    finally:
+        await pool.close()
+
+
+async def poll(settings: Settings, stop: asyncio.Event) -> None:
+    """`herald poll`: poll whenever it is this process's turn, until `stop`."""
+    redis = Redis.from_url(settings.redis_url)
+    queue = RedisQueue(redis, settings.queue_name)
+    try:
+        await while_leader(settings, stop, lambda: poll_updates(settings, queue))
     finally:
         await redis.aclose()
-        await pool.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,8 +11,10 @@ An update is a JSON object with `update_id` and one more field, its kind (`messa
   `member`, `administrator`, `creator` (or `restricted` and a member): back again;
 - a message with `migrate_to_chat_id`: the group became a supergroup, move its tasks.
 
-Every update, these included, is stored (herald.updates.take); anything else is only
-stored, and listed by `GET /api/updates`.
+Every update, these included, is stored (herald.updates.take) and listed by `GET
+/api/updates`. Any other `message` from a chat (a text, a reply, another command, media)
+is also forwarded to the clients of the recipients bound to that chat, for those that
+asked (`message.received`, docs/callbacks.md); anything else is only stored.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ _CHAT_KINDS = (
 )
 # /start, /start@herald_bot, /start CODE: Telegram's deep-link payload follows a space.
 _COMMAND = re.compile(r"/(start|stop)(?:@[A-Za-z0-9_]+)?(?:\s+(\S+))?\s*")
+# Telegram's form of a command: up to 32 letters, digits or underscores, maybe @bot.
+_ANY_COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]+)?(?=\s|$)")
 _GONE = frozenset({"kicked", "left"})
 _BACK = frozenset({"member", "administrator", "creator"})
 
@@ -59,6 +63,9 @@ class Membership:
     chat_id: str
     blocked: bool
     status: str  # the bot's new status in the chat, as Telegram says it
+    # The update says the bot went or came back (its old status was on the other side):
+    # what recipient.blocked and recipient.unblocked report. Not member -> administrator.
+    changed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,10 @@ class Update:
     kind: str
     chat_id: str | None
     effect: Effect | None
+    # A message from a chat with no effect: its recipients' clients hear of it
+    # (message.received), with the bot command its text starts with, if any.
+    forward: bool = False
+    command: str | None = None
 
 
 def read_update(data: Any) -> Update | None:
@@ -91,7 +102,9 @@ def read_update(data: Any) -> Update | None:
     effect = None
     if chat_id is not None and isinstance(body, dict):
         effect = _effect(kind, body, chat_id)
-    return Update(update_id, kind, chat_id, effect)
+    forward = kind == "message" and chat_id is not None and effect is None
+    command = _command(body) if forward else None
+    return Update(update_id, kind, chat_id, effect, forward, command)
 
 
 def _int(value: Any) -> int | None:
@@ -114,6 +127,15 @@ def _chat_of(kind: str, body: Any) -> str | None:
     return None if chat_id is None else str(chat_id)
 
 
+def _command(message: Any) -> str | None:
+    """The bot command a message's text starts with (`/help`, without `@bot`), else None."""
+    text = message.get("text") if isinstance(message, dict) else None
+    if not isinstance(text, str):
+        return None
+    match = _ANY_COMMAND.match(text)
+    return None if match is None else "/" + match.group(1)
+
+
 def _effect(kind: str, body: dict[str, Any], chat_id: str) -> Effect | None:
     if kind == "message":
         migrate_to = _int(body.get("migrate_to_chat_id"))
@@ -131,10 +153,13 @@ def _effect(kind: str, body: dict[str, Any], chat_id: str) -> Effect | None:
     if kind == "my_chat_member":
         member = body.get("new_chat_member")
         status = member.get("status") if isinstance(member, dict) else None
+        old = body.get("old_chat_member")
+        old_status = old.get("status") if isinstance(old, dict) else None
+        was_gone = old_status in _GONE if isinstance(old_status, str) else None
         if status in _GONE:
-            return Membership(chat_id, True, status)
+            return Membership(chat_id, True, status, was_gone is not True)
         if status in _BACK or (
             status == "restricted" and isinstance(member, dict) and member.get("is_member") is True
         ):
-            return Membership(chat_id, False, status)
+            return Membership(chat_id, False, status, was_gone is not False)
     return None

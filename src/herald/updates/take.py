@@ -1,14 +1,19 @@
 """Store one update and act on it, once: shared by the webhook and the poller.
 
 An update that means nothing to Herald (a reply, any other message) is one statement,
-the insert. One that does (herald.updates.read) is one transaction: the insert, and only
-when it stored a new row, the effect, so an update delivered twice acts once:
+the insert, which also writes its `message.received` events for the clients that take
+their recipients' updates (herald.db.updates). One that does (herald.updates.read) is
+one transaction: the insert, and only when it stored a new row, the effect and the
+events it causes, so an update delivered twice acts once and is reported once:
 
-- `/start <code>`: spend the code, bind its recipient to the chat, unblock the chat,
-  resubscribe it, and insert the welcome task under the idempotency key `welcome:<code>`
-  (the same key twice can only ever make one task);
-- `/start`: unblock the chat, resubscribe its recipients; `/stop`: unsubscribe them;
-- `my_chat_member`: block or unblock the chat;
+- `/start <code>`: unblock the chat, spend the code, bind its recipient to the chat
+  (`recipient.linked`), resubscribe the chat's other recipients (`recipient.subscribed`
+  for those it changed), and insert the welcome task under the idempotency key
+  `welcome:<code>` (the same key twice can only ever make one task);
+- `/start`: unblock the chat, resubscribe its recipients (`recipient.subscribed`);
+  `/stop`: unsubscribe them (`recipient.unsubscribed`);
+- `my_chat_member`: block or unblock the chat (`recipient.blocked`, `.unblocked` for
+  every recipient bound to it, when the bot's status crossed between gone and back);
 - `migrate_to_chat_id`: remember the supergroup, move the group's pending tasks there.
 
 The poller also advances its offset in that transaction (`advance_to`). The ids of new
@@ -23,6 +28,7 @@ from typing import NamedTuple
 
 import structlog
 
+from herald.callbacks.events import BLOCKED, LINKED, SUBSCRIBED, UNBLOCKED, UNSUBSCRIBED
 from herald.db import recipients as chats
 from herald.db.intake import NewTask, insert_task
 from herald.db.pool import Executor, Pool
@@ -51,49 +57,76 @@ async def take_update(
 ) -> Taken:
     """Store `update` (`payload`: its JSON text) and apply its effect, once."""
     if update.effect is None and advance_to is None:
-        # A reply or any other message: stored, listed by GET /api/updates. HOOK (issue
-        # 16, status callbacks): forwarding it to the client whose recipient wrote it, as
-        # a signed event, belongs here: an outbox row written in the same transaction as
-        # the update (then this becomes a transaction), sent by the callbacks' workers.
-        stored = await store_update(
-            pool, bot_id, update.update_id, update.kind, update.chat_id, payload
-        )
+        # A reply or any other message: stored, listed by GET /api/updates, and forwarded
+        # (message.received) in the same statement.
+        stored = await _store(pool, bot_id, update, payload)
         return Taken(stored, [])
     async with pool.acquire() as conn, conn.transaction():
-        stored = await store_update(
-            conn, bot_id, update.update_id, update.kind, update.chat_id, payload
-        )
+        stored = await _store(conn, bot_id, update, payload)
         due: list[int] = []
         if stored and update.effect is not None:
-            due = await _apply(conn, bot_id, update.effect, max_attempts)
+            due = await _apply(conn, bot_id, update.update_id, update.effect, max_attempts)
         if advance_to is not None:
             await advance_offset(conn, bot_id, advance_to)
     return Taken(stored, due)
 
 
-async def _apply(db: Executor, bot_id: int, effect: Effect, max_attempts: int) -> list[int]:
+async def _store(db: Executor, bot_id: int, update: Update, payload: str) -> bool:
+    return await store_update(
+        db,
+        bot_id,
+        update.update_id,
+        update.kind,
+        update.chat_id,
+        payload,
+        forward=update.forward,
+        command=update.command,
+    )
+
+
+async def _apply(
+    db: Executor, bot_id: int, update_id: int, effect: Effect, max_attempts: int
+) -> list[int]:
     if isinstance(effect, Start):
-        await chats.set_blocked(db, bot_id, effect.chat_id, False, None)
-        resubscribed = await chats.set_subscribed(db, bot_id, effect.chat_id, True)
-        if effect.code is None:
-            log.info("chat_started", chat_id=effect.chat_id, resubscribed=resubscribed)
-            return []
-        link = await chats.use_link(db, bot_id, effect.code, effect.chat_id)
-        if link is None:
-            log.info("link_refused", chat_id=effect.chat_id)  # unknown, used or expired
-            return []
-        log.info("recipient_bound", client=link.client, chat_id=effect.chat_id)
-        return await _welcome(db, bot_id, effect, link, max_attempts)
+        return await _start(db, bot_id, update_id, effect, max_attempts)
     if isinstance(effect, Stop):
-        count = await chats.set_subscribed(db, bot_id, effect.chat_id, False)
-        log.info("chat_stopped", chat_id=effect.chat_id, unsubscribed=count)
+        stopped = await chats.set_subscribed(db, bot_id, effect.chat_id, False)
+        await chats.write_events(
+            db, bot_id, update_id, effect.chat_id, UNSUBSCRIBED, recipients=stopped
+        )
+        log.info("chat_stopped", chat_id=effect.chat_id, unsubscribed=len(stopped))
     elif isinstance(effect, Membership):
         await chats.set_blocked(db, bot_id, effect.chat_id, effect.blocked, effect.status)
+        if effect.changed:
+            kind = BLOCKED if effect.blocked else UNBLOCKED
+            data = {"status": effect.status}
+            await chats.write_events(db, bot_id, update_id, effect.chat_id, kind, data)
         log.info("chat_membership", chat_id=effect.chat_id, status=effect.status)
     elif isinstance(effect, Migrated):
         moved = await chats.migrate_chat(db, bot_id, effect.chat_id, effect.to_chat_id)
         log.info("chat_migrated", chat_id=effect.chat_id, to=effect.to_chat_id, moved=moved)
     return []
+
+
+async def _start(
+    db: Executor, bot_id: int, update_id: int, start: Start, max_attempts: int
+) -> list[int]:
+    chat_id = start.chat_id
+    await chats.set_blocked(db, bot_id, chat_id, False, None)
+    # The link first: its recipient, bound and subscribed by it, hears `linked` only.
+    link = None if start.code is None else await chats.use_link(db, bot_id, start.code, chat_id)
+    resubscribed = await chats.set_subscribed(db, bot_id, chat_id, True)
+    await chats.write_events(db, bot_id, update_id, chat_id, SUBSCRIBED, recipients=resubscribed)
+    if start.code is None:
+        log.info("chat_started", chat_id=chat_id, resubscribed=len(resubscribed))
+        return []
+    if link is None:
+        log.info("link_refused", chat_id=chat_id)  # unknown, used or expired
+        return []
+    bound = chats.RecipientKey(link.client, link.external_id)
+    await chats.write_events(db, bot_id, update_id, chat_id, LINKED, recipients=[bound])
+    log.info("recipient_bound", client=link.client, chat_id=chat_id)
+    return await _welcome(db, bot_id, start, link, max_attempts)
 
 
 async def _welcome(

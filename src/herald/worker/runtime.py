@@ -3,7 +3,9 @@
 `WorkerRuntime.start(settings)` opens the asyncpg pool, the Redis client and the aiogram
 Bot, and starts beside the deliveries the sweeper, the status callbacks' sender (on a
 pool of its own, `herald.callbacks.sender`), the heartbeat (`herald.fleet`), the
-watch on the main process (`lifeline`) and the log summary (`summary`). `close()` runs
+watch on the main process (`lifeline`), the log summary (`summary`) and, with
+HERALD_POLL_UPDATES, the turn at polling Telegram's updates (`herald.updates.leader`:
+one process of all polls, on connections of its own). `close()` runs
 after the in-flight deliveries have finished and recorded their outcome.
 
 taskiq keeps the runtime in the broker's `TaskiqState` (`workers/tasks.py`), not in a
@@ -47,7 +49,7 @@ class WorkerRuntime:
     heartbeat: Heartbeat
     summary: DeliverySummary
     # The sweeper, the heartbeat, the watch on the main process, the summary, the
-    # callbacks' sender.
+    # callbacks' sender, the poller's turn.
     background: list[asyncio.Task[None]]
     callback_pool: Pool
 
@@ -96,6 +98,9 @@ class WorkerRuntime:
             asyncio.create_task(summary.run(stop)),
             asyncio.create_task(run_sender(callback_pool, settings, deliverer.owner, stop)),
         ]
+        if settings.poll_updates:
+            queue = RedisQueue(redis, settings.queue_name)
+            background.append(asyncio.create_task(_poll_in_turn(settings, queue, stop)))
         runtime = cls(deliverer, redis, stop, heartbeat, summary, background, callback_pool)
         # Everything allocated so far (modules, pydantic models, pools) lives as long as the
         # process: move it out of the collector's reach, so that the full collections the
@@ -127,3 +132,19 @@ class WorkerRuntime:
         await self.callback_pool.close()
         await self.redis.aclose()
         log.info("worker_stopped", owner=self.deliverer.owner)
+
+
+async def _poll_in_turn(settings: Settings, queue: RedisQueue, stop: asyncio.Event) -> None:
+    """HERALD_POLL_UPDATES: Telegram's updates by getUpdates whenever this process holds
+    the bot's poll lock (herald.updates.leader), until `stop`."""
+    from herald.updates.leader import while_leader
+
+    async def poll() -> None:
+        # Imported on the first turn: with the poller come the intake's table definitions
+        # (SQLAlchemy's ORM, for the welcome task), which a worker process that only
+        # delivers never loads (tests/delivery/test_cold_start.py).
+        from herald.updates.poller import poll_updates
+
+        await poll_updates(settings, queue)
+
+    await while_leader(settings, stop, poll)

@@ -48,6 +48,7 @@ async def put_endpoint(principal: PrincipalDep, request: Request) -> Response:
             rotate=body.rotate,
             grace_seconds=gw.settings.callback_rotation_grace_seconds if grace is None else grace,
             actor=f"{Actor.OPERATOR}:{principal.client}",
+            updates=body.updates,
         )
     except endpoints.ManagedByEnvironment:
         raise Conflict(
