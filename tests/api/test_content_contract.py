@@ -6,6 +6,7 @@ TelegramSender (real aiogram) to the emulator, which records what Telegram would
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from herald.chat_id import ChatId
@@ -46,10 +47,15 @@ async def test_text_task_reaches_telegram_as_sent(
     assert request["method"].lower() == "sendmessage"
     params = request["params"]
     assert params["disable_notification"] in (True, "true")
-    assert "Receipt" in str(params["reply_markup"])
-    assert '"is_disabled": true' in str(params["link_preview_options"]).replace("'", '"').replace(
-        "True", "true"
-    )
+    # Nested objects: JSON text in a form, objects in a JSON body (kept as their JSON text).
+    assert _nested(params["reply_markup"]) == {
+        "inline_keyboard": [[{"text": "Receipt", "url": "https://example.com/r/1"}]]
+    }
+    assert _nested(params["link_preview_options"]) == {"is_disabled": True}
+
+
+def _nested(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 async def test_photo_and_document_tasks_reach_telegram(
