@@ -14,7 +14,7 @@
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-12-01 10:00:00
+Create Date: 2026-11-30 17:00:00
 """
 
 from collections.abc import Sequence

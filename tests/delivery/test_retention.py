@@ -90,3 +90,53 @@ async def test_a_running_worker_purges(
 
     await wait_for(purged, 15, "the purge of the expired task")
     assert (await _left(db))[0] == {recent, uncertain}
+
+
+async def test_purges_what_people_sent_once_past_the_retention(db: Any, settings: Settings) -> None:
+    # Stored updates, a recipient's events once finished (with their attempts) and deep
+    # links past their expiry go after the retention days; newer ones and events still
+    # on their way stay.
+    for update_id, age_days in ((1, 31), (2, 29)):
+        await db.execute(
+            "INSERT INTO telegram_updates (bot_id, update_id, kind, chat_id, payload,"
+            " received_at) VALUES (1, $1, 'message', '7', '{}',"
+            " now() - make_interval(secs => $2))",
+            update_id,
+            age_days * 86_400,
+        )
+    events = {}
+    for name, status, age_days in (
+        ("old_sent", "delivered", 31),
+        ("old_failed", "failed", 31),
+        ("new_sent", "delivered", 29),
+        ("old_waiting", "pending", 31),
+    ):
+        events[name] = await db.fetchval(
+            "INSERT INTO callback_events (client, recipient, seq, type, payload, status,"
+            " created_at, finished_at) VALUES ('shop', 'u-1', $1, 'message.received', '{}',"
+            " $2, now() - make_interval(secs => $3), CASE WHEN $2 <> 'pending' THEN"
+            " now() - make_interval(secs => $3) END) RETURNING id",
+            len(events) + 1,
+            status,
+            age_days * 86_400,
+        )
+        await db.execute(
+            "INSERT INTO callback_attempts (event_id, attempt, worker, latency_ms)"
+            " VALUES ($1, 1, 'tests', 1.0)",
+            events[name],
+        )
+    for code, age_days in (("old-link", 31), ("new-link", 29)):
+        await db.execute(
+            "INSERT INTO recipient_links (code, bot_id, client, external_id, welcome,"
+            " expires_at) VALUES ($1, 1, 'shop', 'u-1', 'hi', now() - make_interval(secs => $2))",
+            code,
+            age_days * 86_400,
+        )
+
+    await _retention(db, settings, retention_days=30).purge(asyncio.Event())
+
+    assert [r["update_id"] for r in await db.fetch("SELECT update_id FROM telegram_updates")] == [2]
+    kept = {events["new_sent"], events["old_waiting"]}
+    assert {r["id"] for r in await db.fetch("SELECT id FROM callback_events")} == kept
+    assert {r["event_id"] for r in await db.fetch("SELECT event_id FROM callback_attempts")} == kept
+    assert [r["code"] for r in await db.fetch("SELECT code FROM recipient_links")] == ["new-link"]

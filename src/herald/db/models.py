@@ -225,6 +225,7 @@ class EventRecord(NamedTuple):
 
 _CALLBACK_STATUSES = literals(CallbackStatus)
 _CALLBACK_OPEN = literals((CallbackStatus.PENDING, CallbackStatus.SENDING))
+_CALLBACK_FINAL = literals((CallbackStatus.DELIVERED, CallbackStatus.FAILED))
 
 
 class CallbackEndpoint(Base):
@@ -305,6 +306,12 @@ class CallbackEvent(Base):
             "seq",
             postgresql_where=text(f"task_id IS NULL AND status IN ({_CALLBACK_OPEN})"),
         ),
+        # Retention's pick of a recipient's finished events, oldest first.
+        Index(
+            "ix_callback_events_recipient_finished",
+            "finished_at",
+            postgresql_where=text(f"task_id IS NULL AND status IN ({_CALLBACK_FINAL})"),
+        ),
     )
 
 
@@ -357,6 +364,7 @@ class TelegramUpdate(Base):
     __table_args__ = (
         UniqueConstraint("bot_id", "update_id", name="uq_telegram_updates_bot_id_update_id"),
         Index("ix_telegram_updates_chat_id_id", "chat_id", "id"),
+        Index("ix_telegram_updates_received_at", "received_at"),  # retention's pick
     )
 
 
@@ -417,6 +425,8 @@ class RecipientLink(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     used_by_chat: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_recipient_links_expires_at", "expires_at"),)  # retention
 
 
 TASK_COLUMNS = ", ".join(TaskRecord._fields)
