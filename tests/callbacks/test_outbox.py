@@ -5,17 +5,19 @@ that writes its audit event, and only for a client with an endpoint."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
 from herald.callbacks import outbox
+from herald.callbacks.endpoints import sync_configured
 from herald.callbacks.events import EVENT_TYPES, CallbackStatus, event_type
 from herald.config import Settings
 from herald.db.pool import Pool
 from herald.delivery.retention import Retention
 from herald.states import TRANSITIONS, Edge
-from tests.callbacks.conftest import add_endpoint, move
+from tests.callbacks.conftest import add_endpoint, callbacks_env, make_secret, move
 from tests.conftest import make_settings
 from tests.delivery.conftest import insert_task
 
@@ -180,3 +182,33 @@ async def test_the_claim_reads_the_outbox_by_index(db: Pool) -> None:
     scans = _scans(plan[0]["Plan"])  # the pool decodes json
     assert scans, "the plan reads callback_events"
     assert set(scans) <= {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}, scans
+
+
+async def test_a_client_removed_from_the_configuration_fails_its_waiting_events(
+    db: Pool, settings: Settings
+) -> None:
+    # Its events could never go out without the endpoint, and an open event would keep
+    # its task from retention forever: they fail when the endpoint goes, audited.
+    both = json.loads(callbacks_env("http://127.0.0.1:9/a", make_secret(), "shop"))
+    both.update(json.loads(callbacks_env("http://127.0.0.1:9/b", make_secret(), "bank")))
+    await sync_configured(db, make_settings(settings.database_url, callbacks=both))
+    shop_task = await insert_task(db, client="shop")
+    bank_task = await insert_task(db, client="bank")
+    for task_id in (shop_task, bank_task):
+        await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
+        await move(
+            db, task_id, next(e for e in MOVES if e.frm == "sending" and e.to == "delivered")
+        )
+
+    only_bank = {"bank": both["bank"]}
+    await sync_configured(db, make_settings(settings.database_url, callbacks=only_bank))
+
+    rows = await db.fetch("SELECT client, status, finished_at FROM callback_events ORDER BY client")
+    assert [(r["client"], r["status"]) for r in rows] == [("bank", "pending"), ("shop", "failed")]
+    assert rows[1]["finished_at"] is not None
+    audit = await db.fetch("SELECT client, action, details FROM callback_audit")
+    assert [(a["client"], a["action"]) for a in audit] == [("shop", "removed")]
+    assert audit[0]["details"]["events_failed"] == 1
+    # Configured again later, it starts afresh: the failed event stays failed.
+    await sync_configured(db, make_settings(settings.database_url, callbacks=both))
+    assert await db.fetchval("SELECT status FROM callback_events WHERE client = 'shop'") == "failed"

@@ -2,7 +2,8 @@
 
 Two sources. HERALD_CALLBACKS is written into the table by every gateway and worker
 process at its start (`sync_configured`), so every process of a deployment must have the
-same value; a client configured there is managed there (PUT answers 409 for it). PUT
+same value; a client configured there is managed there (PUT answers 409 for it), and
+one removed from it loses its endpoint, its waiting events failed (audited). PUT
 /api/callbacks sets the others (`put`). The outbox trigger writes events only for the
 clients with a row, and recipients' events only for those whose row says `updates`; the
 senders read the URL and secrets from it at each attempt, so a new URL or secret
@@ -24,7 +25,7 @@ from herald.callbacks.events import CallbackStatus
 from herald.callbacks.signing import new_secret
 from herald.config import Settings
 from herald.db.pool import Executor, Pool
-from herald.db.sql import literals
+from herald.db.sql import literal, literals
 
 ENV, API = "env", "api"
 _OPEN = literals((CallbackStatus.PENDING, CallbackStatus.SENDING))
@@ -53,7 +54,27 @@ WHERE (callback_endpoints.url, callback_endpoints.hosts, callback_endpoints.secr
       IS DISTINCT FROM (EXCLUDED.url, EXCLUDED.hosts, EXCLUDED.secret,
                         EXCLUDED.previous_secret, EXCLUDED.updates, 'env')
 """
-_DROP_ENV = "DELETE FROM callback_endpoints WHERE source = 'env' AND NOT client = ANY($1::text[])"
+# A client no longer in HERALD_CALLBACKS loses its endpoint. Its events still waiting
+# could never go out (the senders read the URL and secret from the endpoint), and an
+# open event keeps its task from retention: they fail at once, said in the audit trail.
+_DROP_ENV = f"""
+WITH dropped AS (
+    DELETE FROM callback_endpoints WHERE source = 'env' AND NOT client = ANY($1::text[])
+    RETURNING client
+), abandoned AS (
+    UPDATE callback_events e SET
+        status = {literal(CallbackStatus.FAILED)}, lease_owner = NULL, finished_at = now()
+    FROM dropped d
+    WHERE e.client = d.client AND e.status IN ({_OPEN})
+    RETURNING e.client
+)
+INSERT INTO callback_audit (client, actor, action, details)
+SELECT d.client, 'config', 'removed',
+       jsonb_build_object('reason', 'no longer in HERALD_CALLBACKS',
+                          'events_failed', (SELECT count(*) FROM abandoned a
+                                            WHERE a.client = d.client))
+FROM dropped d
+"""
 
 
 async def sync_configured(pool: Pool, settings: Settings) -> None:
