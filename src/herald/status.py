@@ -5,8 +5,9 @@
 
 Shows the worker processes alive (their heartbeats in Redis, `herald.fleet`), the queue's
 length, the tasks by status, the due backlog and how long its oldest task has waited, the
-oldest pending task, and the uncertain tasks (the first N by id). Plain text by default,
-`--json` for scripts.
+oldest pending task, the uncertain tasks (the first N by id), and each status callbacks'
+endpoint with its events waiting, failing or paused. Plain text by default, `--json` for
+scripts.
 
 `--check-self` is the worker container's healthcheck: it reads Redis only and exits 0
 when worker processes on this host heartbeat, as many as their `herald worker --workers`
@@ -16,7 +17,8 @@ and one line naming it, never a traceback.
 Cost: one SCAN and one pipelined GET/PTTL per worker process in Redis, an LLEN, and three
 statements in one read-only snapshot of PostgreSQL (`herald.db.stats`): the counts by
 status (a scan of `tasks`, as the gateway's /metrics does), the oldest pending and the
-uncertain tasks (both by the `(status, id)` index).
+uncertain tasks (both by the `(status, id)` index), and the endpoints with their open
+events (the outbox's partial index of open events).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ async def _tasks(settings: Settings, uncertain_limit: int) -> dict[str, Any]:
                 counts = await stats.count_tasks(conn)
                 oldest = await stats.oldest_pending(conn)
                 uncertain = await stats.uncertain_tasks(conn, uncertain_limit)
+                endpoints = await stats.callback_endpoints(conn)
         finally:
             await conn.close()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -137,7 +140,22 @@ async def _tasks(settings: Settings, uncertain_limit: int) -> dict[str, Any]:
             }
             for task in uncertain
         ],
+        "callbacks": [
+            {
+                "client": e.client,
+                "updates": e.updates,
+                "waiting": e.waiting,
+                "oldest_wait_seconds": None if e.oldest_wait is None else round(e.oldest_wait, 3),
+                "failing_since": _iso_or_none(e.failing_since),
+                "paused_at": _iso_or_none(e.paused_at),
+            }
+            for e in endpoints
+        ],
     }
+
+
+def _iso_or_none(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat(timespec="seconds")
 
 
 def _reason(exc: BaseException) -> str:
@@ -173,11 +191,12 @@ async def gather(settings: Settings, *, uncertain_limit: int = 20) -> dict[str, 
     return {
         "workers": [_worker(seen) for seen in beats],
         "queue": {"name": settings.queue_name, "length": queue_length},
-        "tasks": {k: v for k, v in tasks.items() if k != "uncertain"},
+        "tasks": {k: v for k, v in tasks.items() if k not in ("uncertain", "callbacks")},
         "uncertain": {
             "count": tasks["by_status"][TaskStatus.UNCERTAIN],
             "tasks": tasks["uncertain"],
         },
+        "callbacks": tasks["callbacks"],
     }
 
 
@@ -240,6 +259,17 @@ def render(status: dict[str, Any]) -> str:
         lines.append(f"{line}: {t['last_error']}" if t["last_error"] else line)
     if uncertain["count"] > len(uncertain["tasks"]):
         lines.append(f"  ... and {uncertain['count'] - len(uncertain['tasks'])} more")
+    endpoints = status["callbacks"]
+    lines.append(f"callbacks: {len(endpoints)} endpoint(s)")
+    for e in endpoints:
+        line = f"  {e['client']}: {e['waiting']} event(s) waiting"
+        if e["oldest_wait_seconds"] is not None:
+            line += f" (the oldest for {_duration(e['oldest_wait_seconds'])})"
+        if e["paused_at"]:
+            line += f", PAUSED since {e['paused_at']} (POST /api/callbacks/{e['client']}/resume)"
+        elif e["failing_since"]:
+            line += f", failing since {e['failing_since']}"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -70,6 +70,17 @@ async def test_status_counts_the_queue_the_backlog_and_the_tasks_by_status(
         due[0],
     )
     await enqueue(due)
+    # A paused status callbacks' endpoint with an event waiting for 30 s.
+    await db.execute(
+        "INSERT INTO callback_endpoints (client, url, hosts, secret, source, failing_since,"
+        " paused_at) VALUES ('shop', 'http://127.0.0.1:9/h', '{127.0.0.1}', 'whsec_x', 'api',"
+        " now() - interval '1 day', now())"
+    )
+    await db.execute(
+        "INSERT INTO callback_events (task_id, client, seq, type, payload, created_at)"
+        " VALUES ($1, 'shop', 1, 'task.delivered', '{}', now() - interval '30 seconds')",
+        done,
+    )
 
     got = await status(env)
     assert got["workers"] == []
@@ -90,6 +101,13 @@ async def test_status_counts_the_queue_the_backlog_and_the_tasks_by_status(
     assert got["uncertain"]["count"] == 3
     assert [t["id"] for t in got["uncertain"]["tasks"]] == uncertain
     assert {t["last_error"] for t in got["uncertain"]["tasks"]} == {"timeout"}
+    [endpoint] = got["callbacks"]
+    assert endpoint["client"] == "shop"
+    assert endpoint["waiting"] == 1
+    assert 30 <= endpoint["oldest_wait_seconds"] < 40
+    assert endpoint["paused_at"] is not None
+    assert endpoint["failing_since"] < endpoint["paused_at"]
+    assert "whsec" not in json.dumps(got)  # never a secret
 
     code, text = await herald(env, "status", "--uncertain", "2")
     assert code == 0
@@ -99,6 +117,10 @@ async def test_status_counts_the_queue_the_backlog_and_the_tasks_by_status(
     assert f"oldest pending: task {due[0]} (chat 20)" in text
     assert f"task {uncertain[0]} (client tests, chat 40, attempt 0)" in text
     assert "... and 1 more" in text
+    assert "callbacks: 1 endpoint(s)" in text
+    assert re.search(
+        r"^  shop: 1 event\(s\) waiting \(the oldest for 3\d s\), PAUSED since ", text, re.M
+    ), text
     # No worker on this host: the healthcheck fails.
     assert (await herald(env, *healthcheck_command()))[0] == 1
 
