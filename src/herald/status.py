@@ -14,11 +14,11 @@ when worker processes on this host heartbeat, as many as their `herald worker --
 asked for; otherwise 1 with a line saying what is missing. An unreachable store gives 1
 and one line naming it, never a traceback.
 
-Cost: one SCAN and one pipelined GET/PTTL per worker process in Redis, an LLEN, and three
-statements in one read-only snapshot of PostgreSQL (`herald.db.stats`): the counts by
-status (a scan of `tasks`, as the gateway's /metrics does), the oldest pending and the
-uncertain tasks (both by the `(status, id)` index), and the endpoints with their open
-events (the outbox's partial index of open events).
+Cost: one SCAN and one pipelined GET/PTTL per worker process in Redis, an LLEN, and four
+statements in one read-only snapshot of PostgreSQL: the counts by status (a scan of
+`tasks`, as the gateway's /metrics does), the oldest pending and the uncertain tasks
+(both by the `(status, id)` index; `herald.db.stats`), and the callback endpoints with
+their open events (`herald.callbacks.endpoints.backlog`, as the gateway's gauges).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ async def _tasks(settings: Settings, uncertain_limit: int) -> dict[str, Any]:
     # starts faster without asyncpg and SQLAlchemy.
     import asyncpg
 
+    from herald.callbacks import endpoints as callbacks
     from herald.db import stats
     from herald.db.pool import asyncpg_dsn
 
@@ -107,7 +108,7 @@ async def _tasks(settings: Settings, uncertain_limit: int) -> dict[str, Any]:
                 counts = await stats.count_tasks(conn)
                 oldest = await stats.oldest_pending(conn)
                 uncertain = await stats.uncertain_tasks(conn, uncertain_limit)
-                endpoints = await stats.callback_endpoints(conn)
+                endpoints = await callbacks.backlog(conn)
         finally:
             await conn.close()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -145,7 +146,7 @@ async def _tasks(settings: Settings, uncertain_limit: int) -> dict[str, Any]:
                 "client": e.client,
                 "updates": e.updates,
                 "waiting": e.waiting,
-                "oldest_wait_seconds": None if e.oldest_wait is None else round(e.oldest_wait, 3),
+                "oldest_wait_seconds": round(e.oldest_seconds, 3) if e.waiting else None,
                 "failing_since": _iso_or_none(e.failing_since),
                 "paused_at": _iso_or_none(e.paused_at),
             }

@@ -318,20 +318,32 @@ class ClientBacklog:
     client: str
     oldest_seconds: float  # age of its oldest undelivered event (0: none)
     waiting: int
-    paused: bool
+    failing_since: datetime | None  # every attempt has failed since
+    paused_at: datetime | None
+    updates: bool  # takes its recipients' events too
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
 
 _BACKLOG = f"""
-SELECT p.client, p.paused_at IS NOT NULL AS paused,
+SELECT p.client, p.paused_at, p.failing_since, p.updates,
        coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM callback_events e
                 WHERE e.client = p.client AND e.status IN ({_OPEN}))), 0)::float8 AS oldest,
        (SELECT count(*) FROM callback_events e
         WHERE e.client = p.client AND e.status IN ({_OPEN})) AS waiting
-FROM callback_endpoints p
+FROM callback_endpoints p ORDER BY p.client
 """
 
 
 async def backlog(pool: Executor) -> list[ClientBacklog]:
-    """Per endpoint: its oldest undelivered event's age, events waiting, paused."""
+    """Per endpoint: its oldest undelivered event's age, events waiting, failing, paused
+    (the gateway's gauges and `herald status`)."""
     rows = await pool.fetch(_BACKLOG)
-    return [ClientBacklog(r["client"], r["oldest"], r["waiting"], r["paused"]) for r in rows]
+    return [
+        ClientBacklog(
+            r["client"], r["oldest"], r["waiting"], r["failing_since"], r["paused_at"], r["updates"]
+        )
+        for r in rows
+    ]

@@ -1,7 +1,7 @@
 """Counts over the tasks: the gateway's backpressure and metrics, and `herald status`.
 
 Each function is one statement; they take a pool or a connection (`herald status` reads
-four of them in one read-only snapshot).
+three of them in one read-only snapshot).
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from herald.callbacks.events import CallbackStatus
 from herald.db.pool import Executor
-from herald.db.sql import literal, literals
+from herald.db.sql import literal
 from herald.states import TaskStatus
 
 _PENDING = literal(TaskStatus.PENDING)
@@ -36,17 +35,6 @@ FROM tasks WHERE status = {_PENDING} ORDER BY id LIMIT 1
 _UNCERTAIN = f"""
 SELECT id, client, chat_id, attempt, updated_at, last_error
 FROM tasks WHERE status = {literal(TaskStatus.UNCERTAIN)} ORDER BY id LIMIT $1
-"""
-
-
-# Per endpoint: its events still to send, through the partial index of open events.
-_CALLBACKS = f"""
-SELECT p.client, p.updates, p.failing_since, p.paused_at, count(e.id) AS waiting,
-       extract(epoch FROM now() - min(e.created_at)) AS oldest_wait
-FROM callback_endpoints p
-LEFT JOIN callback_events e ON e.client = p.client
-     AND e.status IN ({literals((CallbackStatus.PENDING, CallbackStatus.SENDING))})
-GROUP BY p.client ORDER BY p.client
 """
 
 
@@ -105,27 +93,3 @@ class UncertainTask(NamedTuple):
 async def uncertain_tasks(pool: Executor, limit: int) -> list[UncertainTask]:
     """The first `limit` uncertain tasks by id."""
     return [UncertainTask._make(row) for row in await pool.fetch(_UNCERTAIN, limit)]
-
-
-class EndpointState(NamedTuple):
-    client: str
-    updates: bool  # takes its recipients' events too
-    waiting: int  # events not yet delivered or given up
-    oldest_wait: float | None  # seconds since the oldest of them was written
-    failing_since: datetime | None
-    paused_at: datetime | None
-
-
-async def callback_endpoints(pool: Executor) -> list[EndpointState]:
-    rows = await pool.fetch(_CALLBACKS)
-    return [
-        EndpointState(
-            r["client"],
-            r["updates"],
-            r["waiting"],
-            None if r["oldest_wait"] is None else float(r["oldest_wait"]),
-            r["failing_since"],
-            r["paused_at"],
-        )
-        for r in rows
-    ]
