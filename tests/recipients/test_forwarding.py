@@ -136,6 +136,28 @@ async def test_messages_and_replies_reach_the_client_that_asked(
     await receiver.wait(lambda: any(r.path == "/other" for r in receiver.accepted))
     assert _types([r for r in receiver.requests if r.path == "/other"]) == ["task.delivered"]
 
+    # The producer sees what it was sent about its recipient: the same ids, the attempts.
+    shown = await herald.client.get(
+        "/api/recipients/ann/events", headers=_as(herald, "shop", "tasks:write")
+    )
+    assert shown.status_code == 200, shown.text
+    items = shown.json()["items"]
+    assert [i["id"] for i in items] == [r.id for r in got]
+    assert [i["type"] for i in items] == _types(got)
+    assert {i["status"] for i in items} == {"delivered"}
+    assert [[a["status_code"] for a in i["attempts"]] for i in items] == [[200]] * 4
+    latest = await herald.client.get(
+        "/api/recipients/ann/events",
+        params={"limit": 2},
+        headers=_as(herald, "shop", "tasks:write"),
+    )
+    assert [i["id"] for i in latest.json()["items"]] == [r.id for r in got[-2:]]
+    # Another producer's recipients are not its to see.
+    elsewhere = await herald.client.get(
+        "/api/recipients/ann/events", headers=_as(herald, "other", "tasks:write")
+    )
+    assert elsewhere.json()["items"] == []
+
 
 async def test_start_stop_block_and_unblock(
     herald: Herald, receiver: Receiver, start_worker: StartWorker

@@ -273,44 +273,61 @@ class EventView:
     payload: dict[str, Any]
 
 
-_TASK_EVENTS = """
-SELECT e.task_id, e.seq, e.type, e.status, e.created_at, e.finished_at, e.next_attempt_at,
-       e.payload,
+_EVENTS = """
+SELECT e.id, e.task_id, e.seq, e.type, e.status, e.created_at, e.finished_at,
+       e.next_attempt_at, e.payload,
        coalesce((SELECT jsonb_agg(jsonb_build_object(
                     'at', a.at, 'attempt', a.attempt, 'status_code', a.status_code,
                     'latency_ms', a.latency_ms, 'error', a.error) ORDER BY a.id)
                  FROM callback_attempts a WHERE a.event_id = e.id), '[]') AS attempts
-FROM callback_events e WHERE e.task_id = $1 ORDER BY e.seq
+FROM callback_events e WHERE {stream} ORDER BY e.seq
+"""
+_TASK_EVENTS = _EVENTS.format(stream="e.task_id = $1")
+# A recipient's, newest last, the latest $3 (its history can be long; tasks' are short).
+_RECIPIENT_EVENTS = f"""
+SELECT * FROM ({_EVENTS.format(stream="e.client = $1 AND e.recipient = $2 AND e.task_id IS NULL")}
+               DESC LIMIT $3) latest ORDER BY seq
 """
 
 
 async def task_events(pool: Executor, task_id: int) -> list[EventView]:
-    from herald.callbacks.signing import message_id
+    """A task's events, in order, each with its attempts (GET /api/tasks/{id}/callbacks)."""
+    return [_event_view(r) for r in await pool.fetch(_TASK_EVENTS, task_id)]
 
-    rows = await pool.fetch(_TASK_EVENTS, task_id)
-    return [
-        EventView(
-            id=message_id(r["task_id"], r["seq"]),
-            seq=r["seq"],
-            type=r["type"],
-            status=r["status"],
-            attempts=[
-                AttemptView(
-                    at=datetime.fromisoformat(a["at"]),
-                    attempt=a["attempt"],
-                    status_code=a["status_code"],
-                    latency_ms=a["latency_ms"],
-                    error=a["error"],
-                )
-                for a in r["attempts"]
-            ],
-            created_at=r["created_at"],
-            finished_at=r["finished_at"],
-            next_attempt_at=r["next_attempt_at"] if r["status"] == CallbackStatus.PENDING else None,
-            payload=r["payload"],
-        )
-        for r in rows
-    ]
+
+async def recipient_events(
+    pool: Executor, client: str, external_id: str, limit: int
+) -> list[EventView]:
+    """The latest `limit` events of `client`'s recipient, in order, with their attempts
+    (GET /api/recipients/{external_id}/events)."""
+    rows = await pool.fetch(_RECIPIENT_EVENTS, client, external_id, limit)
+    return [_event_view(r) for r in rows]
+
+
+def _event_view(r: Any) -> EventView:
+    from herald.callbacks.signing import message_id, update_message_id
+
+    task_id = r["task_id"]
+    return EventView(
+        id=message_id(task_id, r["seq"]) if task_id else update_message_id(r["seq"], r["id"]),
+        seq=r["seq"],
+        type=r["type"],
+        status=r["status"],
+        attempts=[
+            AttemptView(
+                at=datetime.fromisoformat(a["at"]),
+                attempt=a["attempt"],
+                status_code=a["status_code"],
+                latency_ms=a["latency_ms"],
+                error=a["error"],
+            )
+            for a in r["attempts"]
+        ],
+        created_at=r["created_at"],
+        finished_at=r["finished_at"],
+        next_attempt_at=r["next_attempt_at"] if r["status"] == CallbackStatus.PENDING else None,
+        payload=r["payload"],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 - `POST /api/recipients/{external_id}/link`: a one-time `https://t.me/<bot>?start=<code>`
   link; when the person opens it and presses Start, the chat is bound.
 - `GET /api/recipients/{external_id}`: the binding and its state; `DELETE` unbinds.
+- `GET /api/recipients/{external_id}/events`: the events sent to the producer about this
+  recipient (`message.received`, `recipient.linked`, ...), each with its attempts.
 - `GET /api/updates`: the updates stored (a producer sees those of its recipients' chats;
-  `tasks:read` sees all). Forwarding them as signed events comes with status callbacks.
+  `tasks:read` sees all).
 
 A producer (`tasks:write`) manages its own recipients: another client's are 404.
 """
@@ -12,6 +14,7 @@ A producer (`tasks:write`) manages its own recipients: another client's are 404.
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -23,8 +26,9 @@ from herald.api.body import parse_json, read_body
 from herald.api.errors import NotFound, ServiceUnavailable, Unprocessable
 from herald.api.openapi import ERRORS
 from herald.api.responses import OrjsonResponse
-from herald.api.schemas import EXTERNAL_ID_PATTERN, MAX_TEXT
+from herald.api.schemas import EXTERNAL_ID_PATTERN, MAX_TEXT, CallbackEventList
 from herald.api.state import GatewayState, gateway
+from herald.callbacks.endpoints import recipient_events
 from herald.chat_id import ChatId
 from herald.config import Settings
 from herald.db import recipients as repo
@@ -195,6 +199,25 @@ async def delete_recipient(
     if not await repo.delete_recipient(gw.pool, gw.settings.bot_id, client, external_id):
         raise _not_found(external_id)
     return OrjsonResponse({"external_id": external_id, "unbound": True})
+
+
+@router.get(
+    "/api/recipients/{external_id}/events",
+    response_model=CallbackEventList,
+    responses=ERRORS,
+    summary="The events sent about a recipient (the latest, oldest first), with their attempts",
+)
+async def list_recipient_events(
+    external_id: ExternalIdPath,
+    principal: PrincipalDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Empty for a recipient of another client, or one whose client takes no updates:
+    a producer's recipients are its own namespace, as with the other recipient routes."""
+    client = _writer(principal)
+    events = await recipient_events(gateway(request).pool, client, external_id, limit)
+    return OrjsonResponse({"items": [asdict(e) for e in events]})
 
 
 @router.get("/api/updates", responses=ERRORS, summary="Telegram updates stored, oldest first")
