@@ -185,3 +185,36 @@ def test_resolve_uncertain_tasks_one_after_another(page: Page, console: Console)
     assert (one["status"], one["telegram_message_id"]) == ("delivered", 555)
     assert two["status"] == "failed"
     assert console.events(second)[-1]["actor"] == "operator:alice"
+
+
+def test_a_tasks_status_callbacks_show_on_its_page(page: Page, console: Console) -> None:
+    # Its producer has an endpoint: the delivery wrote a task.delivered event, whose first
+    # attempt was refused with a 503.
+    console.run(
+        console.pool.execute(
+            "INSERT INTO callback_endpoints (client, url, hosts, secret, source)"
+            " VALUES ('billing', 'https://billing.internal/h', '{billing.internal}',"
+            " 'whsec_never_shown', 'api')"
+        )
+    )
+    task_id = console.create(key="told", status=TaskStatus.DELIVERED)
+    console.run(
+        console.pool.execute(
+            "WITH e AS (UPDATE callback_events SET attempts = 1,"
+            " next_attempt_at = now() + interval '5 seconds' WHERE task_id = $1 RETURNING id)"
+            " INSERT INTO callback_attempts (event_id, attempt, worker, status_code, latency_ms,"
+            " error) SELECT id, 1, 'worker:test-1', 503, 12.5, 'HTTP 503' FROM e",
+            task_id,
+        )
+    )
+    quiet = console.create(key="untold", client="shop", status=TaskStatus.DELIVERED)
+    sign_in(page, console)
+    page.goto(f"/console/tasks/{task_id}")
+    told = page.get_by_role("region", name="Status callbacks")
+    expect(told).to_contain_text("task.delivered · pending · 1 attempt · last: HTTP 503")
+    expect(told).to_contain_text(f"msg_{task_id}_1")
+    expect(told).to_contain_text("next attempt")
+    assert "whsec_never_shown" not in page.content()
+    page.goto(f"/console/tasks/{quiet}")  # no endpoint for its client: no section
+    expect(page.get_by_role("region", name="Audit trail")).to_be_visible()
+    assert page.get_by_role("region", name="Status callbacks").count() == 0

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from herald.api.views import InvalidCursor, decode_cursor, encode_cursor
+from herald.callbacks.endpoints import task_events
 from herald.chat_id import ChatId
 from herald.console.actions import ACTIONS, UNCERTAIN_RESEND_WARNING, available
 from herald.console.filters import parse_filter
@@ -98,7 +99,9 @@ def task_context(row: Any) -> dict[str, Any]:
 async def task_page(task_id: TaskId, request: Request) -> Response:
     await operator(request)
     row = await load_task(request, task_id)
-    events = [e._asdict() for e in await repo.list_events(core(request).pool, task_id)]
+    pool = core(request).pool
+    events = [e._asdict() for e in await repo.list_events(pool, task_id)]
+    callbacks = await task_events(pool, task_id)  # what its producer was told, if anything
     done = request.query_params.get("done")
     return page(
         request,
@@ -106,6 +109,7 @@ async def task_page(task_id: TaskId, request: Request) -> Response:
         {
             **task_context(row),
             "events": events,
+            "callbacks": callbacks,
             "actions": available(row["status"]),
             "done": ACTIONS.get(done or ""),
             "uncertain_warning": UNCERTAIN_RESEND_WARNING,
