@@ -8,9 +8,10 @@ off; Herald's limits off too, unless `--limits N`: Herald's rate limits on, N/s 
 total, 1/s per chat, 20/min per group; the tasks go to 500 chats). An open-loop client
 posts one task every 1/rate s, each with its own Idempotency-Key, and notes when it
 started the request; 3 s of the same load before it warm the processes up and are not
-counted. Two latencies per task, from that moment: to the message's arrival in the
-emulator (what a recipient sees), and to `delivered` recorded in PostgreSQL. Prints p50,
-p90, p99 and max of both, and the load average.
+counted. Latencies per task, from that moment: to the start of its claim's transaction
+(the queue and the worker's pick-up), to the message's arrival in the emulator (what a
+recipient sees), and to `delivered` recorded in PostgreSQL. Prints p50, p90, p99 and max
+of each, and the load average.
 """
 
 from __future__ import annotations
