@@ -94,7 +94,9 @@ WITH picked AS (
         send_started = NULL,
         updated_at = now()
     FROM picked p
-    WHERE t.id = p.id
+    -- The second condition reads the rows by the primary key: with the join alone, a
+    -- table of some ten thousand rows was read whole for each batch (PostgreSQL 15).
+    WHERE t.id = p.id AND t.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING {", ".join("t." + c.strip() for c in _COLUMNS.split(","))}
 ), event AS ({_EVENT.format(actor="$1")}
 )

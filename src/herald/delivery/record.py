@@ -44,8 +44,10 @@ WITH v AS (
         AS v(id, attempt, status, message_id, error_code, error, retry_in, migrated_chat_id,
              reason, details, failed, bot_id, chat_gone)
 ), old AS (
+    -- `id = ANY($2)`: by the primary key. Joined to `v` alone, a table of some ten
+    -- thousand rows was read whole for each batch (a hash join; PostgreSQL 15).
     SELECT t.id, t.status, coalesce(t.migrated_chat_id, t.chat_id) AS sent_to
-    FROM tasks t JOIN v ON v.id = t.id ORDER BY t.id FOR UPDATE OF t
+    FROM tasks t WHERE t.id = ANY($2::bigint[]) ORDER BY t.id FOR UPDATE OF t
 ), done AS (
     UPDATE tasks t SET
         status = v.status,
