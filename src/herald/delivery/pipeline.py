@@ -67,6 +67,8 @@ log = structlog.get_logger(__name__)
 # quarter of the lead it has) for others to join its batch, so a broadcast at 1,000/s
 # claims in batches of tens instead of ones. Without a lead, no claim waits.
 CLAIM_LINGER_MAX = 0.02
+# Without limits, the wait of a claim that arrives in company (`_busy_linger`).
+BUSY_LINGER = 0.001
 # Gates open in batches too: up to GATE_MIN_WAIT before the slot, gathering for this long.
 GATE_LINGER = GATE_MIN_WAIT / 2
 
@@ -86,13 +88,16 @@ class Deliverer:
     owner: str
 
     def __post_init__(self) -> None:
-        # With limits on a claim is a transaction of three round trips and a script: one
-        # batch at a time makes fewer, larger batches, each costing the same.
+        # One claim batch at a time: the calls that come while one is on its way make the
+        # next, so fewer, larger batches, each costing about the same (with limits, a
+        # transaction of three round trips and a script; without, one statement, quick
+        # enough that a short wait gathers them, `_busy_linger`).
         self._claims: Coalescer[None, ClaimResult] = Coalescer(
             self._claim_batch,
-            in_flight=4 if self.limiter is None else 1,
-            linger=None if self.limiter is None else self._claim_linger,
+            in_flight=1,
+            linger=self._busy_linger if self.limiter is None else self._claim_linger,
         )
+        self._last_claims = 0  # the size of the last claim batch
         bound = None if self.limiter is None else self._linger_when_bound
         self._records: Coalescer[Outcome, str | None] = Coalescer(self._record_batch, linger=bound)
         self._gates: Coalescer[tuple[int, int], bool] = Coalescer(
@@ -105,6 +110,7 @@ class Deliverer:
         self._last_turn = 0.0  # the last turn given to a message waiting for the horizon
 
     async def _claim_batch(self, requests: list[None]) -> list[ClaimResult]:
+        self._last_claims = len(requests)
         lease = self.settings.lease_seconds
         if self.limiter is None:
             claimed: list[ClaimResult] = list(
@@ -124,6 +130,12 @@ class Deliverer:
         results += [None] * (admitted - len(results))
         results += [Later(self.limiter.later(0))] * (len(requests) - admitted)
         return [Later(self._turn(r.wait)) if isinstance(r, Later) else r for r in results]
+
+    def _busy_linger(self) -> float:
+        """Without limits a claim is one quick statement: under load, few calls would
+        gather behind it. Once claims come in company (the last batch held more than
+        one), a millisecond gathers a batch; one at a time (a steady trickle) none waits."""
+        return BUSY_LINGER if self._last_claims > 1 else 0.0
 
     def _claim_linger(self) -> float:
         assert self.limiter is not None
