@@ -22,12 +22,15 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from herald.callbacks.events import DELIVERED as DELIVERED_EVENT
+from herald.callbacks.events import event_type
 from herald.db.pool import Pool
-from herald.states import Edge
+from herald.states import TRANSITIONS, Edge, TaskStatus
 from tests.delivery.conftest import (  # noqa: F401  (fixtures)
     db,
     enqueue,
     gateway,
+    insert_task,
     make_deliverer,
     pool,
     redis,
@@ -170,3 +173,18 @@ async def move(conn: Pool, task_id: int, edge: Edge) -> None:
         edge.frm.value,
         edge.reason,
     )
+
+
+# The record's sending -> delivered: the edge that writes a task.delivered event.
+DELIVERED = next(
+    e for e in TRANSITIONS if e.frm is TaskStatus.SENDING and event_type(e) == DELIVERED_EVENT
+)
+
+
+async def delivered_task(conn: Pool, client: str) -> int:
+    """A task of `client` delivered as the record delivers it: its task.delivered event
+    written by the outbox trigger when the client has an endpoint."""
+    task_id = await insert_task(conn, client=client)
+    await conn.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
+    await move(conn, task_id, DELIVERED)
+    return task_id

@@ -10,17 +10,12 @@ import re
 import httpx
 from prometheus_client import REGISTRY
 
-from herald.callbacks.events import event_type
 from herald.callbacks.sender import run_sender
 from herald.config import Settings
 from herald.db.pool import Pool
 from herald.metrics import refresh_state_gauges
-from herald.states import TRANSITIONS
-from tests.callbacks.conftest import Received, Receiver, add_endpoint, make_secret, move
+from tests.callbacks.conftest import Received, Receiver, add_endpoint, delivered_task, make_secret
 from tests.conftest import make_settings
-from tests.delivery.conftest import insert_task
-
-DELIVERED = next(e for e in TRANSITIONS if e.frm and event_type(e) == "task.delivered")
 
 
 def sample(name: str) -> float:
@@ -32,13 +27,7 @@ async def test_counters_and_the_backlog(
 ) -> None:
     secret = make_secret()
     await add_endpoint(db, "shop", receiver.url(), secret)
-    tasks = []
-    for _ in range(2):
-        task_id = await insert_task(db, client="shop")
-        await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
-        await move(db, task_id, DELIVERED)
-        tasks.append(task_id)
-    recovers, never = tasks
+    recovers, never = [await delivered_task(db, "shop") for _ in range(2)]
     await asyncio.sleep(0.2)  # the events have an age
 
     await refresh_state_gauges(db)

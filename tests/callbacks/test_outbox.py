@@ -17,7 +17,7 @@ from herald.config import Settings
 from herald.db.pool import Pool
 from herald.delivery.retention import Retention
 from herald.states import TRANSITIONS, Edge
-from tests.callbacks.conftest import add_endpoint, callbacks_env, make_secret, move
+from tests.callbacks.conftest import add_endpoint, callbacks_env, delivered_task, make_secret, move
 from tests.conftest import make_settings
 from tests.delivery.conftest import insert_task
 
@@ -53,10 +53,7 @@ def test_every_event_type_comes_from_some_transition() -> None:
 
 async def test_no_endpoint_no_event(db: Pool) -> None:
     await add_endpoint(db, "other")
-    task_id = await insert_task(db, client="shop")
-    edge = next(e for e in MOVES if event_type(e) == "task.delivered")
-    await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
-    await move(db, task_id, edge)
+    await delivered_task(db, "shop")
     assert await db.fetchval("SELECT count(*) FROM callback_events") == 0
 
 
@@ -85,14 +82,7 @@ async def test_retention_takes_delivered_callbacks_and_keeps_waiting_ones(
     db: Pool, settings: Settings
 ) -> None:
     await add_endpoint(db, "shop")
-    delivered_edge = next(e for e in MOVES if event_type(e) == "task.delivered")
-    tasks = []
-    for _ in range(2):
-        task_id = await insert_task(db, client="shop")
-        await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
-        await move(db, task_id, delivered_edge)
-        tasks.append(task_id)
-    sent, waiting = tasks
+    sent, waiting = [await delivered_task(db, "shop") for _ in range(2)]
     await db.execute(
         "INSERT INTO callback_attempts (event_id, attempt, worker, status_code, latency_ms)"
         " SELECT id, 1, 'tests', 200, 1 FROM callback_events"
@@ -126,9 +116,7 @@ async def test_a_recipients_events_are_claimed_in_update_order(db: Pool) -> None
     other = await _recipient_event(db, "shop", "bob", 10)
     same_name = await _recipient_event(db, "other", "ann", 5)  # another client's ann
     await add_endpoint(db, "other", updates=True)
-    task_id = await insert_task(db, client="shop")
-    await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
-    await move(db, task_id, next(e for e in MOVES if event_type(e) == "task.delivered"))
+    task_id = await delivered_task(db, "shop")
 
     claimed = await outbox.claim(db, "w1", 60, 10)
     assert {c.id for c in claimed if c.task_id is None} == {first, other, same_name}
@@ -192,13 +180,8 @@ async def test_a_client_removed_from_the_configuration_fails_its_waiting_events(
     both = json.loads(callbacks_env("http://127.0.0.1:9/a", make_secret(), "shop"))
     both.update(json.loads(callbacks_env("http://127.0.0.1:9/b", make_secret(), "bank")))
     await sync_configured(db, make_settings(settings.database_url, callbacks=both))
-    shop_task = await insert_task(db, client="shop")
-    bank_task = await insert_task(db, client="bank")
-    for task_id in (shop_task, bank_task):
-        await db.execute("UPDATE tasks SET status = 'sending' WHERE id = $1", task_id)
-        await move(
-            db, task_id, next(e for e in MOVES if e.frm == "sending" and e.to == "delivered")
-        )
+    for client in ("shop", "bank"):
+        await delivered_task(db, client)
 
     only_bank = {"bank": both["bank"]}
     await sync_configured(db, make_settings(settings.database_url, callbacks=only_bank))
