@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -162,29 +163,45 @@ FAST = {
 }
 
 
-@pytest.fixture
-async def start_worker(
-    settings: Settings, redis: Redis, tg: EmulatorHandle, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]]]:
-    """Start `herald worker` subprocesses against this test's database, queue and emulator."""
+StartWorker = Callable[..., Awaitable[WorkerProcess]]
+
+
+@asynccontextmanager
+async def worker_starter(
+    settings: Settings, redis: Redis, logs: Path
+) -> AsyncIterator[StartWorker]:
+    """`start(workers, max_async_tasks, **env)` runs `herald worker` subprocesses with
+    `settings`, the intervals short (FAST) and `env` on top; all stop (or are killed) when
+    the block ends. The `start_worker` fixtures of the test packages are this."""
     started: list[WorkerProcess] = []
 
     async def start(workers: int = 1, max_async_tasks: int = 100, **env: Any) -> WorkerProcess:
-        s = make_settings(
-            settings.database_url, queue_name=settings.queue_name, telegram_api_url=tg.base_url
-        )
-        log = tmp_path / f"worker-{len(started)}.log"
-        proc = WorkerProcess(s, redis, log, **{**FAST, **env})
+        log = logs / f"worker-{len(started)}.log"
+        proc = WorkerProcess(settings, redis, log, **{**FAST, **env})
         started.append(proc)
         return await proc.start(workers, max_async_tasks)
 
-    yield start
-    for proc in started:
-        try:
-            # Bounded by the worker's wait for in-flight tasks (Telegram timeout + rate wait).
-            await proc.stop(within=30)
-        finally:
-            proc.kill_all()
+    try:
+        yield start
+    finally:
+        for proc in started:
+            try:
+                # Bounded by the worker's wait for in-flight tasks (Telegram timeout + rate wait).
+                await proc.stop(within=30)
+            finally:
+                proc.kill_all()
+
+
+@pytest.fixture
+async def start_worker(
+    settings: Settings, redis: Redis, tg: EmulatorHandle, tmp_path: Path
+) -> AsyncIterator[StartWorker]:
+    """Start `herald worker` subprocesses against this test's database, queue and emulator."""
+    s = make_settings(
+        settings.database_url, queue_name=settings.queue_name, telegram_api_url=tg.base_url
+    )
+    async with worker_starter(s, redis, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

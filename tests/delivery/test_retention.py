@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from herald.config import Settings
 from herald.delivery.retention import Retention
 from tests.conftest import make_settings
-from tests.delivery.conftest import insert_task
-from tests.delivery.workers import WorkerProcess, wait_for
+from tests.delivery.conftest import StartWorker, insert_task
+from tests.delivery.workers import wait_for
 
 
 async def _task_in(pool: Any, status: str, age_days: float, chat_id: int = 42) -> int:
@@ -76,9 +75,7 @@ async def test_zero_days_keeps_everything(db: Any, settings: Settings) -> None:
     assert (await _left(db))[0] == {ancient}
 
 
-async def test_a_running_worker_purges(
-    db: Any, start_worker: Callable[..., Awaitable[WorkerProcess]]
-) -> None:
+async def test_a_running_worker_purges(db: Any, start_worker: StartWorker) -> None:
     expired = await _task_in(db, "delivered", 2)
     recent = await _task_in(db, "delivered", 0.5)
     uncertain = await _task_in(db, "uncertain", 400)

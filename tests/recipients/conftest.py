@@ -34,8 +34,13 @@ from herald.telegram.sender import TelegramSender, make_bot
 from herald.updates.webhook import WEBHOOK_PATH, set_webhook
 from tests.callbacks.conftest import receiver  # noqa: F401 - a producer's endpoint
 from tests.conftest import REDIS_URL, make_settings
-from tests.delivery.conftest import FAST, db, pool, tg  # noqa: F401 - the same fixtures
-from tests.delivery.workers import WorkerProcess
+from tests.delivery.conftest import (  # noqa: F401 - the same fixtures
+    StartWorker,
+    db,
+    pool,
+    tg,
+    worker_starter,
+)
 
 BOT_ID = 123456  # make_settings' bot token is 123456:TEST-token
 SECRET = "s" * 40
@@ -130,27 +135,15 @@ class Herald:
 
 
 @pytest.fixture
-async def start_worker(
-    herald: Herald, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]]]:
+async def start_worker(herald: Herald, tmp_path: Path) -> AsyncIterator[StartWorker]:
     """Start `herald worker` processes with the gateway's settings (its database, queue
     and emulator), `env` on top, the intervals short (tests.delivery.conftest.FAST)."""
     redis = Redis.from_url(REDIS_URL)
-    started: list[WorkerProcess] = []
-
-    async def start(workers: int = 1, **env: Any) -> WorkerProcess:
-        log = tmp_path / f"worker-{len(started)}.log"
-        proc = WorkerProcess(herald.settings, redis, log, **{**FAST, **env})
-        started.append(proc)
-        return await proc.start(workers)
-
-    yield start
-    for proc in started:
-        try:
-            await proc.stop(within=30)
-        finally:
-            proc.kill_all()
-    await redis.aclose()
+    try:
+        async with worker_starter(herald.settings, redis, tmp_path) as start:
+            yield start
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ real HTTP receiver, and every request is verified with the `standardwebhooks` pa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from herald.api.auth import mint_token
 from herald.updates.webhook import WEBHOOK_PATH
 from tests.callbacks.conftest import (
@@ -15,10 +13,8 @@ from tests.callbacks.conftest import (
     callbacks_env,
     make_secret,
 )
-from tests.delivery.workers import WorkerProcess
+from tests.delivery.conftest import StartWorker
 from tests.recipients.conftest import BOT_ID, SECRET, Herald, eventually
-
-StartWorker = Callable[..., Awaitable[WorkerProcess]]
 
 
 def _as(herald: Herald, client: str, *scopes: str) -> dict[str, str]:

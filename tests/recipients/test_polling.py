@@ -8,12 +8,11 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from herald.db.updates import read_offset
 from tests.conftest import REDIS_URL
-from tests.delivery.workers import WorkerProcess
+from tests.delivery.conftest import StartWorker
 from tests.recipients.conftest import BOT_ID, Herald, eventually
 from tests.support.processes import HERALD, Proc, herald_env, spawn
 
@@ -128,7 +127,7 @@ def _polls(herald: Herald) -> int:
 
 
 async def test_workers_poll_one_at_a_time_and_the_next_takes_over(
-    herald: Herald, start_worker: Callable[..., Awaitable[WorkerProcess]]
+    herald: Herald, start_worker: StartWorker
 ) -> None:
     worker = await start_worker(workers=2, poll_updates="true", poll_timeout_seconds=1)
     processes = await worker.pids()
