@@ -293,7 +293,7 @@ class RateLimiter:
         """Near the horizon, read the bot's cell before `admit` (one round trip): the other
         processes reserve too, and a pick the script then refuses for the bot costs a
         transaction. Far from it (the bot-wide limit not binding), nothing is read."""
-        if self.global_interval and self._bot_until - _now() > self.max_wait / 2:
+        if self.booked_ahead() > self.max_wait / 2:
             ahead = await self._ahead(keys=[self.bot_key])
             self._bot_until = _now() + float(ahead)
 
@@ -307,7 +307,7 @@ class RateLimiter:
         again: once k + 1 slots are free within it, so the waiting claims come back one
         slot apart, not all at once. `ahead`: the bot's cell as the script saw it."""
         if ahead is None:
-            ahead = self._bot_until - _now()
+            ahead = self.booked_ahead()
         return max(0.0, ahead - self.max_wait) + (k + 1) * self.global_interval
 
     async def release_many(self, answers: Sequence[tuple[str, float | None]]) -> None:
