@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from herald.states import FINAL_STATUSES
+from herald.states import FINAL_STATUSES, TaskStatus
 
 
 def literal(value: str) -> str:
@@ -27,3 +27,7 @@ def literals(values: Iterable[str]) -> str:
 # index write exactly this (retention's purge, the console's chart), so the planner matches
 # it. Here rather than beside the table: the worker's retention needs it without SQLAlchemy.
 FINAL_PREDICATE = f"status IN ({literals(sorted(FINAL_STATUSES))})"
+
+# A due task: pending, its time come. The claims' pick, the sweeper's hints and the due
+# backlog's count all write exactly this, on the partial index ix_tasks_due.
+DUE_PREDICATE = f"status = {literal(TaskStatus.PENDING)} AND next_attempt_at <= now()"

@@ -10,19 +10,18 @@ from datetime import datetime
 from typing import NamedTuple
 
 from herald.db.pool import Executor
-from herald.db.sql import literal
+from herald.db.sql import DUE_PREDICATE, literal
 from herald.states import TaskStatus
 
 _PENDING = literal(TaskStatus.PENDING)
-_DUE = f"status = {_PENDING} AND next_attempt_at <= now()"
 
 # Stops counting at the cap: cheap however large the backlog grows (ix_tasks_due).
-_DUE_BACKLOG = f"SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {_DUE} LIMIT $1) due"
+_DUE_BACKLOG = f"SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {DUE_PREDICATE} LIMIT $1) due"
 
 # A scan of tasks: 75 ms at 200,000 rows, so callers run it in the background.
 _COUNTS = f"""
-SELECT status, count(*) AS n, count(*) FILTER (WHERE {_DUE}) AS due,
-       extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE {_DUE})) AS due_wait
+SELECT status, count(*) AS n, count(*) FILTER (WHERE {DUE_PREDICATE}) AS due,
+       extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE {DUE_PREDICATE})) AS due_wait
 FROM tasks GROUP BY status
 """
 

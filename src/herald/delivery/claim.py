@@ -53,7 +53,7 @@ from typing import Any
 
 from herald.chat_id import ChatId
 from herald.db.pool import Executor, Pool, Row
-from herald.db.sql import literal
+from herald.db.sql import DUE_PREDICATE, literal
 from herald.delivery.ratelimit import RateLimiter
 from herald.states import CLAIMED, EXPIRED_UNSENT, TaskStatus
 
@@ -79,7 +79,7 @@ _CLAIM_SQL = f"""
 WITH picked AS (
     SELECT id, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
     FROM tasks
-    WHERE status = {_PENDING} AND next_attempt_at <= now()
+    WHERE {DUE_PREDICATE}
     ORDER BY priority DESC, next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -106,7 +106,7 @@ SELECT * FROM claimed
 _PICK_SQL = f"""
 SELECT {_COLUMNS}, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
 FROM tasks
-WHERE status = {_PENDING} AND next_attempt_at <= now()
+WHERE {DUE_PREDICATE}
 ORDER BY priority DESC, next_attempt_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED

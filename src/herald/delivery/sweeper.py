@@ -32,7 +32,7 @@ import structlog
 
 from herald.config import Settings
 from herald.db.pool import Executor, Row
-from herald.db.sql import literal
+from herald.db.sql import DUE_PREDICATE, literal
 from herald.delivery.hints import Hints
 from herald.delivery.retention import Retention
 from herald.states import (
@@ -99,7 +99,6 @@ WITH stale AS (
 SELECT id, status, not_sent FROM moved
 """
 
-_DUE = f"status = {literal(TaskStatus.PENDING)} AND next_attempt_at <= now()"
 # $1 batch, $2 requeue_after_seconds, $3 the queue's length. Only the due tasks the queue
 # cannot cover: a message claims the best due task, not its own, so n messages cover any
 # n due tasks; a backlog the queue already covers (a broadcast under the bot's rate limit)
@@ -108,12 +107,12 @@ _REQUEUE_SQL = f"""
 UPDATE tasks t SET enqueued_at = now()
 FROM (
     SELECT id FROM tasks
-    WHERE {_DUE}
+    WHERE {DUE_PREDICATE}
       AND (coalesce(enqueued_at, created_at) < next_attempt_at
            OR coalesce(enqueued_at, created_at) < now() - make_interval(secs => $2))
     ORDER BY priority DESC, next_attempt_at
     LIMIT least($1::int, greatest(0, (
-        SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {_DUE} LIMIT $1::int + $3::int) d)
+        SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {DUE_PREDICATE} LIMIT $1::int + $3::int) d)
         - $3::int))
     FOR UPDATE SKIP LOCKED
 ) due
