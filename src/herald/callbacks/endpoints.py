@@ -280,13 +280,14 @@ SELECT e.id, e.task_id, e.seq, e.type, e.status, e.created_at, e.finished_at,
                     'at', a.at, 'attempt', a.attempt, 'status_code', a.status_code,
                     'latency_ms', a.latency_ms, 'error', a.error) ORDER BY a.id)
                  FROM callback_attempts a WHERE a.event_id = e.id), '[]') AS attempts
-FROM callback_events e WHERE {stream} ORDER BY e.seq
+FROM callback_events e WHERE {stream}
 """
-_TASK_EVENTS = _EVENTS.format(stream="e.task_id = $1")
-# A recipient's, newest last, the latest $3 (its history can be long; tasks' are short).
+_TASK_EVENTS = _EVENTS.format(stream="e.task_id = $1") + "ORDER BY e.seq"
+# A recipient's latest $3, oldest first (its history can be long; a task's is short).
+_RECIPIENT_STREAM = "e.client = $1 AND e.recipient = $2 AND e.task_id IS NULL"
 _RECIPIENT_EVENTS = f"""
-SELECT * FROM ({_EVENTS.format(stream="e.client = $1 AND e.recipient = $2 AND e.task_id IS NULL")}
-               DESC LIMIT $3) latest ORDER BY seq
+SELECT * FROM ({_EVENTS.format(stream=_RECIPIENT_STREAM)} ORDER BY e.seq DESC LIMIT $3) latest
+ORDER BY seq
 """
 
 
