@@ -153,34 +153,41 @@ async def set_subscribed(
     return [RecipientKey(r["client"], r["external_id"]) for r in rows]
 
 
-# A recipient's event (herald.callbacks.events: recipient.linked, ...), one per recipient
-# of a client whose endpoint takes updates; `seq` is the update's id, which orders the
-# recipient's events and makes a second event of one update for one recipient
-# impossible. $1 update_id, $2 chat, $3 type, $4 data beyond the common fields.
-_EVENT_COLUMNS = """
+def event_insert(update_id: str, chat_id: str, kind: str, data: str) -> str:
+    """The head of an INSERT of recipients' events (herald.callbacks.events:
+    message.received, recipient.linked, ...), one per row `r` (client, external_id) of
+    the SELECT the caller completes with its FROM: the envelope every such event has,
+    its SQL expressions given (the update's id, the chat, the type, the data beyond the
+    common fields, a jsonb object). `seq` is the update's id: it orders the recipient's
+    events, and with `EVENT_CONFLICT` makes a second event of one update for one
+    recipient impossible."""
+    return f"""
 INSERT INTO callback_events (recipient, client, seq, type, payload)
-SELECT r.external_id, r.client, $1, $3,
+SELECT r.external_id, r.client, {update_id}, {kind},
        jsonb_build_object(
-           'type', $3::text,
+           'type', {kind},
            'timestamp', now(),
            'data', jsonb_build_object(
                'recipient', r.external_id,
-               'chat_id', $2::text::bigint,
-               'update_id', $1::bigint,
-               'seq', $1::bigint) || $4::jsonb)
-"""
-_ON_CONFLICT = "ON CONFLICT (client, recipient, seq) WHERE task_id IS NULL DO NOTHING"
+               'chat_id', {chat_id},
+               'update_id', {update_id},
+               'seq', {update_id}) || {data})"""
+
+
+EVENT_CONFLICT = "ON CONFLICT (client, recipient, seq) WHERE task_id IS NULL DO NOTHING"
+# $1 update_id, $2 chat, $3 type, $4 data beyond the common fields.
+_EVENT_COLUMNS = event_insert("$1::bigint", "$2::text::bigint", "$3::text", "$4::jsonb")
 # Every recipient bound to the chat; $5 bot.
 _CHAT_EVENTS = f"""{_EVENT_COLUMNS}
 FROM recipients r JOIN callback_endpoints p ON p.client = r.client AND p.updates
 WHERE r.bot_id = $5 AND r.chat_id = $2::text
-{_ON_CONFLICT}
+{EVENT_CONFLICT}
 """
 # The recipients named in $5 (clients) and $6 (their external ids).
 _NAMED_EVENTS = f"""{_EVENT_COLUMNS}
 FROM unnest($5::text[], $6::text[]) AS r(client, external_id)
 JOIN callback_endpoints p ON p.client = r.client AND p.updates
-{_ON_CONFLICT}
+{EVENT_CONFLICT}
 """
 
 

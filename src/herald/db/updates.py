@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 from herald.callbacks.events import MESSAGE_RECEIVED
 from herald.db.pool import Executor
+from herald.db.recipients import EVENT_CONFLICT, event_insert
+from herald.db.sql import literal
 
 _STORE = """
 INSERT INTO telegram_updates (bot_id, update_id, kind, chat_id, payload)
@@ -30,32 +32,24 @@ RETURNING id
 # The event's data is read from the payload as stored: Telegram's own message object,
 # and the fields a receiver needs most taken out of it. $6: the bot command the text
 # starts with (herald.updates.read), or NULL.
+_MESSAGE = literal(MESSAGE_RECEIVED)
+_MESSAGE_DATA = """jsonb_build_object(
+                   'message_id', s.m -> 'message_id',
+                   'text', coalesce(s.m -> 'text', s.m -> 'caption'),
+                   'reply_to_message_id', s.m -> 'reply_to_message' -> 'message_id',
+                   'command', $6::text,
+                   'message', s.m)"""
 _STORE_AND_FORWARD = f"""
 WITH stored AS (
     INSERT INTO telegram_updates (bot_id, update_id, kind, chat_id, payload)
     VALUES ($1, $2, $3, $4, $5::text::jsonb)
     ON CONFLICT (bot_id, update_id) DO NOTHING
-    RETURNING id, payload -> 'message' AS m, received_at
-), forwarded AS (
-    INSERT INTO callback_events (recipient, client, seq, type, payload)
-    SELECT r.external_id, r.client, $2, '{MESSAGE_RECEIVED}',
-           jsonb_build_object(
-               'type', '{MESSAGE_RECEIVED}',
-               'timestamp', s.received_at,
-               'data', jsonb_build_object(
-                   'recipient', r.external_id,
-                   'chat_id', s.m -> 'chat' -> 'id',
-                   'update_id', $2,
-                   'seq', $2,
-                   'message_id', s.m -> 'message_id',
-                   'text', coalesce(s.m -> 'text', s.m -> 'caption'),
-                   'reply_to_message_id', s.m -> 'reply_to_message' -> 'message_id',
-                   'command', $6::text,
-                   'message', s.m))
+    RETURNING id, payload -> 'message' AS m
+), forwarded AS ({event_insert("$2::bigint", "s.m -> 'chat' -> 'id'", _MESSAGE, _MESSAGE_DATA)}
     FROM stored s
     JOIN recipients r ON r.bot_id = $1 AND r.chat_id = $4
     JOIN callback_endpoints p ON p.client = r.client AND p.updates
-    ON CONFLICT (client, recipient, seq) WHERE task_id IS NULL DO NOTHING
+    {EVENT_CONFLICT}
 )
 SELECT id FROM stored
 """
