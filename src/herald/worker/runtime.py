@@ -99,8 +99,8 @@ class WorkerRuntime:
             asyncio.create_task(run_sender(callback_pool, settings, deliverer.owner, stop)),
         ]
         if settings.poll_updates:
-            queue = RedisQueue(redis, settings.queue_name)
-            background.append(asyncio.create_task(_poll_in_turn(settings, queue, stop)))
+            # The welcome tasks' hints go where the deliveries' do.
+            background.append(asyncio.create_task(_poll_in_turn(settings, hints.queue, stop)))
         runtime = cls(deliverer, redis, stop, heartbeat, summary, background, callback_pool)
         # Everything allocated so far (modules, pydantic models, pools) lives as long as the
         # process: move it out of the collector's reach, so that the full collections the
