@@ -2,7 +2,7 @@
 intake in the same run.
 
     .venv/bin/python bench/webhook_intake.py [--rounds 4] [--duration 8] [--connections 64]
-                                             [--bound]
+                                             [--bound] [--log-level info]
 
 One `herald api` process pinned to CPU 0 (`taskset`), wrk on CPU 1, PostgreSQL and Redis
 floating: the setup of `bench/intake.py`. Rounds alternate `POST /api/tasks` (a task a
@@ -95,6 +95,9 @@ def main() -> int:
     parser.add_argument(
         "--bound", action="store_true", help="updates from a recipient's chat, forwarded"
     )
+    parser.add_argument(
+        "--log-level", default="info", help="the gateway's (INFO, the default, unless told)"
+    )
     args = parser.parse_args()
 
     db_url, queue, token = bench_database()
@@ -122,7 +125,7 @@ def main() -> int:
             "HERALD_JWT_SECRET": JWT_SECRET,
             "HERALD_REDIS_URL": REDIS,
             "HERALD_QUEUE_NAME": queue,
-            "HERALD_LOG_LEVEL": "warning",
+            "HERALD_LOG_LEVEL": args.log_level,
             "HERALD_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "HERALD_BOT_TOKEN": BOT_TOKEN,
         },
